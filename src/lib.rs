@@ -1,0 +1,20 @@
+//! # mqscope
+//!
+//! Passive observability and anomaly detection for MQTT brokers. This crate holds the
+//! whole pipeline; `main.rs` only parses the command line and calls into it.
+//!
+//! ## Crate map (pure core first, I/O last; dependencies only point upward in this list)
+//!
+//! | module | job |
+//! |---|---|
+//! | [`mqtt`] | MQTT 3.1/3.1.1/5 wire format: `Packet`, decoder, encoder, per-connection session state. No I/O. |
+//! | [`capture`] | Link layer → IP → TCP; flow table; per-direction TCP reassembly with gap/overlap handling. No I/O. |
+//! | [`dissect`] | Glue: frames → flows → byte streams → MQTT packets with flow, direction and time (`MqttRecord`). No I/O. |
+//! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
+//! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
+
+pub mod capture;
+pub mod dissect;
+pub mod mqtt;
+pub mod replay;
+pub mod synth;
