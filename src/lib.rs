@@ -12,8 +12,10 @@
 //! | [`dissect`] | Glue: frames → flows → byte streams → MQTT packets with flow, direction and time (`MqttRecord`). No I/O. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
+//! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod capture;
+pub mod cli;
 pub mod dissect;
 pub mod mqtt;
 pub mod replay;

@@ -1,0 +1,174 @@
+//! Command line: parsing and dispatch. Errors from the library are typed; here they
+//! become messages and sysexits-style exit codes.
+
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::dissect::{DissectConfig, MqttRecord};
+use crate::replay::{self, jsonl::JsonlWriter, progress::Progress};
+
+/// EX_USAGE: bad command line or configuration.
+pub const EXIT_USAGE: u8 = 64;
+/// EX_DATAERR: an input file was truncated or corrupt part way (what was read is reported).
+pub const EXIT_DATAERR: u8 = 65;
+/// EX_NOINPUT: an input file could not be opened or has an unsupported link type.
+pub const EXIT_NOINPUT: u8 = 66;
+
+#[derive(Parser, Debug)]
+#[command(name = "mqscope", version, about = "Passive MQTT observability and anomaly detection")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Decode MQTT from pcap/pcapng files and report every control packet.
+    Replay(ReplayArgs),
+    /// Write a synthetic MQTT capture (for benchmarks and demos).
+    SynthCapture(SynthArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct ReplayArgs {
+    /// pcap or pcapng files, replayed in order as one capture.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// summary: report on stderr only; jsonl: one JSON object per MQTT packet on stdout
+    /// (summary on stderr); none: summary only, for timing.
+    #[arg(long, value_enum, default_value_t = Format::Summary)]
+    format: Format,
+    /// Broker ports carrying plain MQTT.
+    #[arg(long, value_delimiter = ',', default_value = "1883")]
+    ports: Vec<u16>,
+    /// Broker ports carrying MQTT over TLS (counted, not decoded).
+    #[arg(long, value_delimiter = ',', default_value = "8883")]
+    tls_ports: Vec<u16>,
+    /// Do not detect MQTT on other ports by a leading CONNECT.
+    #[arg(long)]
+    no_detect: bool,
+    /// Skip (and count) packets whose remaining length exceeds this many bytes.
+    #[arg(long, default_value_t = crate::dissect::config::DEFAULT_MAX_PACKET_SIZE)]
+    max_packet_size: u32,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    summary_json: Option<PathBuf>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct SynthArgs {
+    /// Output pcap file.
+    out: PathBuf,
+    /// Number of MQTT control packets to generate (approximately; the summary says exactly).
+    #[arg(long, default_value_t = 10_000)]
+    packets: u64,
+    /// Concurrent connections.
+    #[arg(long, default_value_t = 200)]
+    connections: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Summary,
+    Jsonl,
+    None,
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let usage = e.use_stderr();
+            let _ = e.print();
+            return if usage { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+        }
+    };
+    let result = match cli.cmd {
+        Command::Replay(a) => run_replay(a),
+        Command::SynthCapture(a) => run_synth(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mqscope: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate_replay(a: &ReplayArgs) -> Result<(), Vec<String>> {
+    let mut errs = Vec::new();
+    if a.ports.contains(&0) || a.tls_ports.contains(&0) {
+        errs.push("port 0 is not a valid broker port".to_string());
+    }
+    if let Some(p) = a.ports.iter().find(|p| a.tls_ports.contains(p)) {
+        errs.push(format!("port {p} is listed both as plain MQTT and as TLS"));
+    }
+    if a.max_packet_size == 0 || a.max_packet_size > 268_435_455 {
+        errs.push("--max-packet-size must be between 1 and 268435455 (the MQTT maximum)".to_string());
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs) }
+}
+
+fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
+    if let Err(errs) = validate_replay(&a) {
+        for e in errs {
+            eprintln!("mqscope: {e}");
+        }
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let cfg = DissectConfig {
+        ports: a.ports.clone(),
+        tls_ports: a.tls_ports.clone(),
+        detect_by_content: !a.no_detect,
+        max_packet_size: a.max_packet_size,
+        ..DissectConfig::default()
+    };
+    let progress = if a.no_progress { None } else { Progress::for_files(&a.files) };
+    let report = match a.format {
+        Format::Jsonl => {
+            let stdout = io::stdout().lock();
+            let mut w = JsonlWriter::new(BufWriter::with_capacity(1 << 16, stdout));
+            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |r: &MqttRecord<'_>| w.write(r));
+            match w.finish() {
+                Ok(_) => {}
+                // A closed pipe (`| head`) is the reader's choice, not our failure.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+                Err(e) => return Err(e).context("writing jsonl to stdout"),
+            }
+            report
+        }
+        Format::Summary | Format::None => replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |_: &MqttRecord<'_>| {}),
+    };
+    eprint!("{}", report.to_text());
+    if let Some(path) = &a.summary_json {
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    let mut code = ExitCode::SUCCESS;
+    for f in &report.files {
+        if let Some(e) = &f.error {
+            eprintln!("mqscope: {e}");
+            code = ExitCode::from(if f.frames == 0 { EXIT_NOINPUT } else { EXIT_DATAERR });
+        }
+    }
+    let _ = io::stderr().flush();
+    Ok(code)
+}
+
+fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
+    let cfg = crate::synth::SynthConfig { packets: a.packets, connections: a.connections, seed: a.seed, ..Default::default() };
+    let s = crate::synth::write_capture(&a.out, &cfg).with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!("wrote {}: {:?}", a.out.display(), s);
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,98 @@
+//! The `replay` command as a user meets it: exit codes, bad input, the jsonl key set.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn mqscope(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mqscope")).args(args).output().expect("run mqscope")
+}
+
+fn demo(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures").join(name)
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("mqscope-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const KEYS: [&str; 25] = [
+    "frame", "ts", "flow", "dir", "type", "version", "topic", "topic_alias", "qos", "dup", "retain", "packet_id",
+    "remaining_length", "payload_len", "client_id", "username", "password_len", "keepalive", "clean_start",
+    "will_topic", "reason_codes", "sub_topics", "sub_qos", "properties", "error",
+];
+
+#[test]
+fn jsonl_has_exactly_the_documented_keys_and_matches_the_summary() {
+    let summary = tmp("summary.json");
+    let cap = demo("arkime-mqtt311-session.pcap");
+    let out = mqscope(&["replay", "--format", "jsonl", "--summary-json", summary.to_str().unwrap(), cap.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    // 23 MQTT packets per the capture's README and its TShark decode.
+    assert_eq!(lines.len(), 23);
+    for rec in &lines {
+        let obj = rec.as_object().unwrap();
+        let mut keys: Vec<&str> = obj.keys().map(|k| k.as_str()).collect();
+        keys.sort();
+        let mut want = KEYS.to_vec();
+        want.sort();
+        assert_eq!(keys, want);
+    }
+    let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(s["mqtt_packets"], 23);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("MQTT packets:  23"), "summary on stderr: {text}");
+    // Passwords never appear, only their length (the capture's CONNECT has none; the
+    // MQTT 5 demo capture has one: "pass" per its TShark decode, passwd_len 4).
+    let cap5 = demo("suricata-mqtt5-properties.pcap");
+    let out = mqscope(&["replay", "--format", "jsonl", cap5.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let connect: Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(connect["type"], "CONNECT");
+    assert_eq!(connect["password_len"], 4);
+}
+
+#[test]
+fn a_file_that_is_not_a_capture_is_a_clear_error_not_a_crash() {
+    let bad = tmp("garbage.pcap");
+    std::fs::write(&bad, b"this is not a capture file at all, just text\n").unwrap();
+    let good = demo("arkime-mqtt311-session.pcap");
+    let out = mqscope(&["replay", bad.to_str().unwrap(), good.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(66));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("garbage.pcap"), "names the file: {err}");
+    // The good file after it is still replayed.
+    assert!(err.contains("MQTT packets:  23"), "{err}");
+}
+
+#[test]
+fn a_missing_file_exits_66() {
+    let out = mqscope(&["replay", "/nonexistent/definitely-not-here.pcap"]);
+    assert_eq!(out.status.code(), Some(66));
+}
+
+#[test]
+fn a_truncated_capture_reports_what_was_read_and_exits_65() {
+    let full = std::fs::read(demo("arkime-mqtt311-session.pcap")).unwrap();
+    let cut = tmp("truncated.pcap");
+    // Cut in the middle of the last record: libpcap reads every earlier frame, then fails.
+    std::fs::write(&cut, &full[..full.len() - 20]).unwrap();
+    let out = mqscope(&["replay", "--format", "jsonl", cut.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    let n = String::from_utf8(out.stdout).unwrap().lines().count();
+    assert!(n > 0 && n <= 23, "packets before the damage are reported: {n}");
+}
+
+#[test]
+fn usage_errors_exit_64() {
+    assert_eq!(mqscope(&["replay", "--ports", "0", "x.pcap"]).status.code(), Some(64));
+    assert_eq!(mqscope(&["replay", "--ports", "1883", "--tls-ports", "1883", "x.pcap"]).status.code(), Some(64));
+    assert_eq!(mqscope(&["replay", "--no-such-flag", "x.pcap"]).status.code(), Some(64));
+    assert_eq!(mqscope(&["replay"]).status.code(), Some(64));
+    assert_eq!(mqscope(&["frobnicate"]).status.code(), Some(64));
+    assert_eq!(mqscope(&["--help"]).status.code(), Some(0));
+}
