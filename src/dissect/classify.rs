@@ -5,7 +5,7 @@
 //! (that side is the broker); otherwise, if enabled, content: the first bytes the client
 //! sends must be a CONNECT with a known protocol name and level.
 
-use crate::capture::flow::{FlowInfo, Side, StreamEvent};
+use crate::capture::{FlowInfo, Side, StreamEvent};
 use crate::mqtt::{parse_fixed_header, peek_connect_level, PacketType};
 
 use super::DissectConfig;

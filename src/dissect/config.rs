@@ -1,6 +1,6 @@
 //! What the dissector treats as MQTT and how much it is willing to hold.
 
-use crate::capture::flow::FlowLimits;
+use crate::capture::FlowLimits;
 use crate::mqtt::session::SessionLimits;
 
 /// Defaults follow what brokers do: EMQX refuses packets over 1 MiB by default

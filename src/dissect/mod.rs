@@ -18,7 +18,7 @@ mod stream;
 
 use std::net::SocketAddr;
 
-use crate::capture::flow::{CloseReason, FlowInfo, FlowTable, Interest, Side, StreamEvent, StreamSink};
+use crate::capture::{CloseReason, FlowInfo, FlowTable, Interest, Side, StreamEvent, StreamSink};
 use crate::capture::link::{parse_frame, LinkType};
 use crate::mqtt::{Direction, Session};
 
@@ -92,7 +92,7 @@ impl Dissector {
         &self.stats
     }
 
-    pub fn capture_stats(&self) -> &crate::capture::flow::CaptureStats {
+    pub fn capture_stats(&self) -> &crate::capture::CaptureStats {
         self.flows.stats()
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::capture::flow::CaptureStats;
+use crate::capture::CaptureStats;
 use crate::dissect::DissectStats;
 use crate::mqtt::PacketType;
 
@@ -80,7 +80,7 @@ impl ReplayReport {
         let _ = writeln!(
             o,
             "  tcp:           {} retransmitted, {} out of order, {} overlaps ({} conflicting)",
-            c.retransmitted_segments, c.out_of_order_segments, c.overlaps, c.conflicting_overlaps
+            c.retransmitted_segments, c.out_of_order_segments, c.overlaps, c.overlaps_conflicting
         );
         if s.pending_overflow + s.incomplete_at_close > 0 {
             let _ = writeln!(
@@ -129,7 +129,7 @@ impl ReplayReport {
             },
             "tcp": {
                 "retransmitted_segments": c.retransmitted_segments, "out_of_order_segments": c.out_of_order_segments,
-                "overlaps": c.overlaps, "conflicting_overlaps": c.conflicting_overlaps,
+                "overlaps": c.overlaps, "overlaps_conflicting": c.overlaps_conflicting,
             },
             "elapsed_seconds": self.elapsed.as_secs_f64(),
         })
