@@ -28,7 +28,10 @@ pub use decode::{decode_body, decode_packet, peek_connect_level};
 pub use error::DecodeError;
 pub use fixed_header::parse_fixed_header;
 pub use packet::*;
-pub use session::{Direction, Session};
+pub use session::{Direction, Session, SessionLimits, SessionStats, TopicResolution};
+pub use validate::{Violation, Violations};
 
 #[cfg(test)]
 mod decode_tests;
+#[cfg(test)]
+mod session_tests;
