@@ -344,5 +344,5 @@ fn emit_oversized<S: RecordSink>(h: FixedHeader, dir: Direction, meta: &FlowMeta
 }
 
 fn first_violation(h: &FixedHeader, p: &Packet<'_>, level: u8) -> Option<&'static str> {
-    crate::mqtt::validate::violations(h, p, level).first().map(|v| v.kind())
+    crate::mqtt::validate::violations(h, p, level).iter().next().map(|v| v.kind())
 }
