@@ -20,9 +20,15 @@ pub mod properties;
 pub mod reason;
 pub mod session;
 pub mod validate;
+mod wire;
+
+pub use wire::VARINT_MAX;
 
 pub use decode::{decode_body, decode_packet, peek_connect_level};
 pub use error::DecodeError;
 pub use fixed_header::parse_fixed_header;
 pub use packet::*;
 pub use session::{Direction, Session};
+
+#[cfg(test)]
+mod decode_tests;

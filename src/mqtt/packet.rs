@@ -143,8 +143,8 @@ impl FixedHeader {
 }
 
 /// Raw, already validated MQTT 5 property block (the bytes after the property-length
-/// varint). Iterate with `iter()`; empty for MQTT 3.x.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// varint). Iterate with `iter()`; empty for MQTT 3.x. `Debug` lists the properties.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
 pub struct Properties<'a> {
     pub raw: &'a [u8],
 }
@@ -152,37 +152,37 @@ pub struct Properties<'a> {
 /// One MQTT 5 property (MQTT 5.0 spec section 2.2.2.2), borrowed from the packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Property<'a> {
-    PayloadFormatIndicator(u8),          // 0x01
-    MessageExpiryInterval(u32),          // 0x02
-    ContentType(MqttStr<'a>),            // 0x03
-    ResponseTopic(MqttStr<'a>),          // 0x08
-    CorrelationData(&'a [u8]),           // 0x09
-    SubscriptionIdentifier(u32),         // 0x0B (varint)
-    SessionExpiryInterval(u32),          // 0x11
-    AssignedClientIdentifier(MqttStr<'a>), // 0x12
-    ServerKeepAlive(u16),                // 0x13
-    AuthenticationMethod(MqttStr<'a>),   // 0x15
-    AuthenticationData(&'a [u8]),        // 0x16
-    RequestProblemInformation(u8),       // 0x17
-    WillDelayInterval(u32),              // 0x18
-    RequestResponseInformation(u8),      // 0x19
-    ResponseInformation(MqttStr<'a>),    // 0x1A
-    ServerReference(MqttStr<'a>),        // 0x1C
-    ReasonString(MqttStr<'a>),           // 0x1F
-    ReceiveMaximum(u16),                 // 0x21
-    TopicAliasMaximum(u16),              // 0x22
-    TopicAlias(u16),                     // 0x23
-    MaximumQoS(u8),                      // 0x24
-    RetainAvailable(u8),                 // 0x25
+    PayloadFormatIndicator(u8),             // 0x01
+    MessageExpiryInterval(u32),             // 0x02
+    ContentType(MqttStr<'a>),               // 0x03
+    ResponseTopic(MqttStr<'a>),             // 0x08
+    CorrelationData(&'a [u8]),              // 0x09
+    SubscriptionIdentifier(u32),            // 0x0B (varint)
+    SessionExpiryInterval(u32),             // 0x11
+    AssignedClientIdentifier(MqttStr<'a>),  // 0x12
+    ServerKeepAlive(u16),                   // 0x13
+    AuthenticationMethod(MqttStr<'a>),      // 0x15
+    AuthenticationData(&'a [u8]),           // 0x16
+    RequestProblemInformation(u8),          // 0x17
+    WillDelayInterval(u32),                 // 0x18
+    RequestResponseInformation(u8),         // 0x19
+    ResponseInformation(MqttStr<'a>),       // 0x1A
+    ServerReference(MqttStr<'a>),           // 0x1C
+    ReasonString(MqttStr<'a>),              // 0x1F
+    ReceiveMaximum(u16),                    // 0x21
+    TopicAliasMaximum(u16),                 // 0x22
+    TopicAlias(u16),                        // 0x23
+    MaximumQoS(u8),                         // 0x24
+    RetainAvailable(u8),                    // 0x25
     UserProperty(MqttStr<'a>, MqttStr<'a>), // 0x26
-    MaximumPacketSize(u32),              // 0x27
-    WildcardSubscriptionAvailable(u8),   // 0x28
-    SubscriptionIdentifierAvailable(u8), // 0x29
-    SharedSubscriptionAvailable(u8),     // 0x2A
+    MaximumPacketSize(u32),                 // 0x27
+    WildcardSubscriptionAvailable(u8),      // 0x28
+    SubscriptionIdentifierAvailable(u8),    // 0x29
+    SharedSubscriptionAvailable(u8),        // 0x2A
 }
 
-/// CONNECT (type 1).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// CONNECT (type 1). `Debug` shows the password's length only.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Connect<'a> {
     /// "MQTT" (levels 4, 5) or "MQIsdp" (level 3).
     pub protocol_name: MqttStr<'a>,
@@ -198,6 +198,23 @@ pub struct Connect<'a> {
     pub username: Option<MqttStr<'a>>,
     /// Kept for length only; never logged or exported.
     pub password: Option<&'a [u8]>,
+}
+
+impl fmt::Debug for Connect<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("protocol_name", &self.protocol_name)
+            .field("protocol_level", &self.protocol_level)
+            .field("flags", &format_args!("{:#04x}", self.flags))
+            .field("clean_start", &self.clean_start)
+            .field("keep_alive", &self.keep_alive)
+            .field("properties", &self.properties)
+            .field("client_id", &self.client_id)
+            .field("will", &self.will)
+            .field("username", &self.username)
+            .field("password_len", &self.password.map(<[u8]>::len))
+            .finish()
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
