@@ -10,8 +10,8 @@ use super::rng::Rng;
 use super::tcp::Side;
 use crate::mqtt::encode;
 use crate::mqtt::{
-    Ack, ConnAck, Connect, MqttStr, Packet, PacketType, Properties, Property, Publish, ReasonOnly, SubAck,
-    Subscribe, Unsubscribe, Will,
+    Ack, ConnAck, Connect, MqttStr, Packet, PacketType, Properties, Property, Publish, ReasonOnly,
+    SubAck, Subscribe, Unsubscribe, Will,
 };
 
 /// Exact counts of what was encoded.
@@ -109,7 +109,11 @@ pub fn connect(g: &mut Gen, c: &mut Conn) {
         clean_start: empty_client_id || c.rng.chance(0.8),
         keep_alive: [30u16, 60, 120, 300][c.rng.below(4) as usize],
         properties: Properties { raw: &g.props },
-        client_id: MqttStr(if empty_client_id { b"" } else { c.client_id.as_bytes() }),
+        client_id: MqttStr(if empty_client_id {
+            b""
+        } else {
+            c.client_id.as_bytes()
+        }),
         will,
         username: user.then_some(MqttStr(c.client_id.as_bytes())),
         password: user.then_some(&b"s3cr3t-t0ken"[..]),
@@ -207,7 +211,11 @@ pub fn reply(g: &mut Gen, c: &mut Conn, by_c2s: bool, r: Reply) {
 pub fn subscribe(g: &mut Gen, c: &mut Conn, initial: bool) -> bool {
     let v5 = c.level >= 5;
     let want = if initial {
-        if c.rng.chance(0.3) { c.rng.range(2, MAX_FILTERS as u64) } else { 1 }
+        if c.rng.chance(0.3) {
+            c.rng.range(2, MAX_FILTERS as u64)
+        } else {
+            1
+        }
     } else {
         c.rng.range(1, 2)
     } as usize;
@@ -250,7 +258,10 @@ pub fn subscribe(g: &mut Gen, c: &mut Conn, initial: bool) -> bool {
     encode::subscribe_filters(&entries[..n], &mut g.list);
     g.props.clear();
     if v5 && c.rng.chance(0.3) {
-        encode::properties(&[Property::SubscriptionIdentifier(c.rng.range(1, 5000) as u32)], &mut g.props);
+        encode::properties(
+            &[Property::SubscriptionIdentifier(c.rng.range(1, 5000) as u32)],
+            &mut g.props,
+        );
     }
     let pid = c.next_pid(true);
     let p = Packet::Subscribe(Subscribe {
@@ -289,7 +300,8 @@ pub fn unsubscribe(g: &mut Gen, c: &mut Conn) -> bool {
     });
     let end = send(&mut g.tally, &mut c.client, true, c.level, &p);
     c.subs.truncate(keep);
-    c.owed_by_broker.push_back((end, Reply::UnsubAck { pid, n: n as u8 }));
+    c.owed_by_broker
+        .push_back((end, Reply::UnsubAck { pid, n: n as u8 }));
     true
 }
 
@@ -298,7 +310,12 @@ fn payload_len(rng: &mut Rng, max: usize, large_share: f64) -> usize {
     let len = if u < 0.01 {
         0 // e.g. clearing a retained message
     } else if u < 0.01 + large_share {
-        rng.range(4096, max as u64) as usize
+        // A tenth of the large ones sit exactly at the maximum (boundary case).
+        if rng.chance(0.1) {
+            max
+        } else {
+            rng.range(4096, max as u64) as usize
+        }
     } else if u < 0.04 + large_share {
         rng.range(300, 4096) as usize
     } else {
@@ -387,8 +404,12 @@ pub fn publish(g: &mut Gen, c: &mut Conn, c2s: bool) {
     g.tally.alias_only_publishes += u64::from(!topic_on_wire);
     g.tally.largest_payload = g.tally.largest_payload.max(payload.len() as u64);
     match packet_id {
-        Some(pid) if qos == 1 => c.owed_by_receiver_of(c2s).push_back((end, Reply::PubAck(pid))),
-        Some(pid) => c.owed_by_receiver_of(c2s).push_back((end, Reply::PubRec(pid))),
+        Some(pid) if qos == 1 => c
+            .owed_by_receiver_of(c2s)
+            .push_back((end, Reply::PubAck(pid))),
+        Some(pid) => c
+            .owed_by_receiver_of(c2s)
+            .push_back((end, Reply::PubRec(pid))),
         None => {}
     }
 }
@@ -411,5 +432,11 @@ pub fn disconnect(g: &mut Gen, c: &mut Conn) {
         d.reason_code = Some(0);
         d.properties = Properties { raw: &g.props };
     }
-    send(&mut g.tally, &mut c.client, true, c.level, &Packet::Disconnect(d));
+    send(
+        &mut g.tally,
+        &mut c.client,
+        true,
+        c.level,
+        &Packet::Disconnect(d),
+    );
 }

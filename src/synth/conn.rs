@@ -21,11 +21,18 @@ pub enum Action {
     /// Client sends DISCONNECT once nothing is in flight.
     Disconnect,
     /// Continue sending buffered bytes of one direction (ACK-clocked).
-    Flush { c2s: bool },
+    Flush {
+        c2s: bool,
+    },
     /// Pure ACK sent by one side.
-    PureAck { by_c2s: bool, ack: u32 },
+    PureAck {
+        by_c2s: bool,
+    },
     /// One side reacts to everything of the peer's stream delivered up to `upto`.
-    Respond { by_c2s: bool, upto: u64 },
+    Respond {
+        by_c2s: bool,
+        upto: u64,
+    },
     FinClient,
     FinServer,
     FinLast,
@@ -37,8 +44,15 @@ pub enum Reply {
     ConnAck,
     /// Client: CONNACK arrived, subscribe and start the session's traffic.
     SessionUp,
-    SubAck { pid: u16, n: u8, codes: [u8; MAX_FILTERS] },
-    UnsubAck { pid: u16, n: u8 },
+    SubAck {
+        pid: u16,
+        n: u8,
+        codes: [u8; MAX_FILTERS],
+    },
+    UnsubAck {
+        pid: u16,
+        n: u8,
+    },
     PubAck(u16),
     PubRec(u16),
     PubRel(u16),
@@ -77,7 +91,6 @@ pub struct Conn {
     pub think_ns: u64,
     pub phase: Phase,
     pub activities_left: u32,
-    pub device: u32,
     pub prefix: String,
     pub client_id: String,
     /// MQTT 5 client that sends an empty client id and gets one assigned in CONNACK.
@@ -116,10 +129,22 @@ impl Conn {
         }
     }
 
-    /// Sequence number the side opposite to `c2s`'s sender has sent up to (= the
-    /// cumulative ACK a segment from `c2s`'s sender carries).
-    pub fn peer_seq(&self, c2s: bool) -> u32 {
-        if c2s { self.broker.seq } else { self.client.seq }
+    /// The cumulative ACK a segment sent at `now` by the client (`by_c2s`) or the broker
+    /// carries: everything of the peer's stream that has arrived by then.
+    pub fn ack_now(&mut self, by_c2s: bool, now: u64) -> u32 {
+        let (me, peer) = if by_c2s {
+            (&mut self.client, &mut self.broker)
+        } else {
+            (&mut self.broker, &mut self.client)
+        };
+        while let Some(&(arrival, seq)) = peer.in_flight.front() {
+            if arrival > now {
+                break;
+            }
+            me.rcv_nxt = seq;
+            peer.in_flight.pop_front();
+        }
+        me.rcv_nxt
     }
 
     /// The replies owed by the receiver of direction `c2s`.

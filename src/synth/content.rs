@@ -40,7 +40,11 @@ impl Pools {
             ts += rng.range(1, 2000);
             let v = rng.below(100_000) as f64 / 100.0;
             let q = ["good", "uncertain", "bad"][rng.below(3) as usize];
-            let _ = write!(text, "{{\"ts\":{ts},\"v\":{v:.2},\"q\":\"{q}\",\"seq\":{}}}", rng.below(1 << 20));
+            let _ = write!(
+                text,
+                "{{\"ts\":{ts},\"v\":{v:.2},\"q\":\"{q}\",\"seq\":{}}}",
+                rng.below(1 << 20)
+            );
         }
         let mut blob = vec![0u8; BLOB_POOL];
         for chunk in blob.chunks_mut(8) {
@@ -84,14 +88,6 @@ pub fn device_prefix(device: u32) -> String {
     )
 }
 
-/// Appends `prefix/metric` to `out` (cleared first).
-pub fn topic_into(out: &mut Vec<u8>, prefix: &str, metric: usize) {
-    out.clear();
-    out.extend_from_slice(prefix.as_bytes());
-    out.push(b'/');
-    out.extend_from_slice(METRICS[metric % METRICS.len()].as_bytes());
-}
-
 /// A subscription filter derived from a device prefix: exact, single-level or
 /// multi-level wildcard, as dashboards and historians subscribe.
 pub fn filter_into(out: &mut Vec<u8>, prefix: &str, rng: &mut Rng) {
@@ -110,9 +106,9 @@ pub fn filter_into(out: &mut Vec<u8>, prefix: &str, rng: &mut Rng) {
             out.extend_from_slice(METRICS[rng.below(METRICS.len() as u64) as usize].as_bytes());
         }
         2 => {
-            // Commands for this device
-            out.extend_from_slice(prefix.as_bytes());
-            out.extend_from_slice(b"/cmd/#");
+            // Machine state across a site: enterprise/site/+/+/+/+/state
+            out.extend_from_slice(levels[..2].join("/").as_bytes());
+            out.extend_from_slice(b"/+/+/+/+/state");
         }
         _ => {
             out.extend_from_slice(prefix.as_bytes());
@@ -130,10 +126,7 @@ mod tests {
     fn prefix_has_six_isa95_levels() {
         let p = device_prefix(123);
         assert_eq!(p.split('/').count(), 6);
-        let mut t = Vec::new();
-        topic_into(&mut t, &p, 2);
-        assert_eq!(std::str::from_utf8(&t).unwrap().split('/').count(), 7);
-        assert!(t.ends_with(b"/vibration"));
+        assert_eq!(p, "acme/site-05/area-5/line-11/cell-0/dev-0123");
     }
 
     #[test]

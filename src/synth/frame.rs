@@ -45,7 +45,12 @@ pub struct TcpFields<'a> {
 }
 
 /// Writes the headers for `payload` into `buf` and returns their length.
-pub fn build_headers(buf: &mut [u8; MAX_HDR], f: &FlowAddrs, t: &TcpFields<'_>, payload: &[u8]) -> usize {
+pub fn build_headers(
+    buf: &mut [u8; MAX_HDR],
+    f: &FlowAddrs,
+    t: &TcpFields<'_>,
+    payload: &[u8],
+) -> usize {
     let (src_mac, dst_mac) = if t.c2s {
         (f.client_mac, f.server_mac)
     } else {
@@ -64,7 +69,11 @@ pub fn build_headers(buf: &mut [u8; MAX_HDR], f: &FlowAddrs, t: &TcpFields<'_>, 
 
     let (ip_len, pseudo_sum) = match f.ip {
         IpPair::V4 { client, server } => {
-            let (src, dst) = if t.c2s { (client, server) } else { (server, client) };
+            let (src, dst) = if t.c2s {
+                (client, server)
+            } else {
+                (server, client)
+            };
             buf[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
             let ip = &mut buf[14..34];
             ip[0] = 0x45; // version 4, IHL 5
@@ -85,7 +94,11 @@ pub fn build_headers(buf: &mut [u8; MAX_HDR], f: &FlowAddrs, t: &TcpFields<'_>, 
             (20, ps)
         }
         IpPair::V6 { client, server } => {
-            let (src, dst) = if t.c2s { (client, server) } else { (server, client) };
+            let (src, dst) = if t.c2s {
+                (client, server)
+            } else {
+                (server, client)
+            };
             buf[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
             let ip = &mut buf[14..54];
             ip[0..4].copy_from_slice(&0x6000_0000u32.to_be_bytes()); // version 6, no class/label
@@ -173,7 +186,9 @@ mod tests {
         let mut frame = hb[..n].to_vec();
         frame.extend_from_slice(payload);
         let p = SlicedPacket::from_ethernet(&frame).unwrap();
-        let Some(TransportSlice::Tcp(tcp)) = p.transport else { panic!("no tcp") };
+        let Some(TransportSlice::Tcp(tcp)) = p.transport else {
+            panic!("no tcp")
+        };
         assert_eq!(tcp.source_port(), 1883);
         assert_eq!(tcp.destination_port(), 40000);
         assert_eq!(tcp.sequence_number(), 0xdead_beef);
@@ -195,7 +210,10 @@ mod tests {
 
     #[test]
     fn ipv4_checksums_agree_with_etherparse() {
-        let ip = IpPair::V4 { client: [10, 1, 2, 3], server: [10, 0, 0, 1] };
+        let ip = IpPair::V4 {
+            client: [10, 1, 2, 3],
+            server: [10, 0, 0, 1],
+        };
         check(ip, b"");
         check(ip, b"odd");
         check(ip, &[0xff; 1461]);
@@ -209,7 +227,10 @@ mod tests {
         let mut s = [0u8; 16];
         s[0] = 0xfd;
         s[15] = 1;
-        let ip = IpPair::V6 { client: c, server: s };
+        let ip = IpPair::V6 {
+            client: c,
+            server: s,
+        };
         check(ip, b"");
         check(ip, b"x");
         check(ip, &[0xab; 9001]);

@@ -36,10 +36,6 @@ impl<A> Agenda<A> {
     pub fn pop(&mut self) -> Option<(u64, A)> {
         self.items.pop_front()
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
 }
 
 /// Global queue of (time, tie-break, slot, generation). Stale entries (generation no

@@ -7,6 +7,7 @@
 
 use super::frame::{self, FlowAddrs, TcpFields};
 use super::pcap_writer::PcapWriter;
+use std::collections::VecDeque;
 use std::io::{self, Write};
 
 /// Window scale announced in the SYN options below (shift 7).
@@ -27,16 +28,29 @@ pub struct Side {
     pub sent: usize,
     /// Absolute stream offset of `buf[0]`.
     pub base: u64,
+    /// Last ACK number this side sent: a pure ACK that would repeat it is suppressed
+    /// (a real stack does not re-ACK what it piggybacked; tshark would flag a dup ACK).
+    pub acked: u32,
+    /// (arrival time at the peer, sequence number just past the segment) for sent
+    /// segments the peer has not yet seen; lets the peer ACK only what has arrived.
+    pub in_flight: VecDeque<(u64, u32)>,
+    /// Next sequence number expected from the peer (what this side ACKs).
+    pub rcv_nxt: u32,
+    pub one_way_ns: u64,
 }
 
 impl Side {
-    pub fn new(isn: u32, ip_id: u16) -> Side {
+    pub fn new(isn: u32, ip_id: u16, one_way_ns: u64) -> Side {
         Side {
+            in_flight: VecDeque::new(),
+            rcv_nxt: 0,
+            one_way_ns,
             seq: isn,
             ip_id,
             buf: Vec::new(),
             sent: 0,
             base: 0,
+            acked: 0,
         }
     }
 
@@ -53,6 +67,11 @@ impl Side {
     pub fn unsent(&self) -> usize {
         self.buf.len() - self.sent
     }
+
+    /// Would a pure ACK with `ack` tell the peer anything new?
+    pub fn ack_is_new(&self, ack: u32) -> bool {
+        (ack.wrapping_sub(self.acked) as i32) > 0
+    }
 }
 
 /// Writes frames of one connection; owns nothing but the header scratch buffer.
@@ -65,15 +84,22 @@ pub struct FrameOut<'w, W: Write> {
 }
 
 impl<W: Write> FrameOut<'_, W> {
-    fn write(&mut self, ts: u64, addrs: &FlowAddrs, t: &TcpFields<'_>, payload: &[u8]) -> io::Result<u64> {
+    fn write(
+        &mut self,
+        ts: u64,
+        addrs: &FlowAddrs,
+        t: &TcpFields<'_>,
+        payload: &[u8],
+    ) -> io::Result<()> {
         let ts = ts.max(self.last_ts);
         let n = frame::build_headers(&mut self.hdr, addrs, t, payload);
         self.w.write_frame(ts, &[&self.hdr[..n], payload])?;
         self.last_ts = ts;
-        Ok(ts)
+        Ok(())
     }
 
     /// A segment without payload (SYN, pure ACK, FIN) from `from` to its peer.
+    #[allow(clippy::too_many_arguments)]
     pub fn control(
         &mut self,
         ts: u64,
@@ -88,8 +114,16 @@ impl<W: Write> FrameOut<'_, W> {
         // tshark (and any reassembler) see a window large enough for 64 KB messages.
         let m = mss.to_be_bytes();
         let syn_opts = [2, 4, m[0], m[1], 4, 2, 1, 1, 1, 3, 3, WSCALE];
-        let options: &[u8] = if flags & frame::SYN != 0 { &syn_opts } else { &[] };
-        let window = if flags & frame::SYN != 0 { 64_240 } else { WINDOW };
+        let options: &[u8] = if flags & frame::SYN != 0 {
+            &syn_opts
+        } else {
+            &[]
+        };
+        let window = if flags & frame::SYN != 0 {
+            64_240
+        } else {
+            WINDOW
+        };
         let t = TcpFields {
             c2s,
             seq: from.seq,
@@ -99,11 +133,17 @@ impl<W: Write> FrameOut<'_, W> {
             ip_id: from.ip_id,
             options,
         };
+        // Arrival is computed from the planned time, not the (possibly clamped) file
+        // timestamp, so a reply scheduled one-way later always sees the segment.
         self.write(ts, addrs, &t, &[])?;
+        if flags & frame::ACK != 0 {
+            from.acked = ack;
+        }
         from.ip_id = from.ip_id.wrapping_add(1);
         if flags & (frame::SYN | frame::FIN) != 0 {
             // SYN and FIN each consume one sequence number.
             from.seq = from.seq.wrapping_add(1);
+            from.in_flight.push_back((ts + from.one_way_ns, from.seq));
         }
         Ok(())
     }
@@ -139,9 +179,12 @@ impl<W: Write> FrameOut<'_, W> {
                 options: &[],
             };
             let payload = &from.buf[from.sent..end];
-            ts = self.write(ts, addrs, &t, payload)? + (len as u64 + 54) * NS_PER_BYTE;
+            self.write(ts, addrs, &t, payload)?;
             from.ip_id = from.ip_id.wrapping_add(1);
+            from.acked = ack;
             from.seq = from.seq.wrapping_add(len as u32);
+            from.in_flight.push_back((ts + from.one_way_ns, from.seq));
+            ts += (len as u64 + 54) * NS_PER_BYTE;
             from.sent = end;
             n += 1;
         }

@@ -200,7 +200,10 @@ impl<W: Write> Sim<'_, '_, W> {
         let (client_mac, server_mac) = if loopback {
             ([0; 6], [0; 6]) // Linux loopback captures carry zero MACs
         } else {
-            ([0x02, 0x42, d[0], d[1], d[2], d[3]], [0x02, 0x42, 0xac, 0x11, 0, 0x02])
+            (
+                [0x02, 0x42, d[0], d[1], d[2], d[3]],
+                [0x02, 0x42, 0xac, 0x11, 0, 0x02],
+            )
         };
         let rtt_ns = if loopback {
             rng.range(20 * US, 60 * US)
@@ -219,8 +222,8 @@ impl<W: Write> Sim<'_, '_, W> {
             0
         };
         let client_id_assigned = level == 5 && rng.chance(0.03);
-        let client = Side::new(rng.next_u32(), rng.next_u32() as u16);
-        let broker = Side::new(rng.next_u32(), rng.next_u32() as u16);
+        let client = Side::new(rng.next_u32(), rng.next_u32() as u16, rtt_ns / 2);
+        let broker = Side::new(rng.next_u32(), rng.next_u32() as u16, rtt_ns / 2);
 
         let s = &mut self.summary;
         s.connections += 1;
@@ -253,7 +256,6 @@ impl<W: Write> Sim<'_, '_, W> {
             think_ns,
             phase: Phase::Opening,
             activities_left,
-            device,
             prefix: content::device_prefix(device),
             client_id: format!("dev-{device:05}-{:x}", self.summary.connections),
             client_id_assigned,
@@ -295,12 +297,20 @@ impl<W: Write> Sim<'_, '_, W> {
                 c.agenda.push(now + half, Action::SynAck);
             }
             Action::SynAck => {
-                let ack = c.client.seq;
-                out.control(now, &c.addrs, false, &mut c.broker, ack, frame::SYN | frame::ACK, mss16)?;
+                let ack = c.ack_now(false, now);
+                out.control(
+                    now,
+                    &c.addrs,
+                    false,
+                    &mut c.broker,
+                    ack,
+                    frame::SYN | frame::ACK,
+                    mss16,
+                )?;
                 c.agenda.push(now + half, Action::HandshakeAck);
             }
             Action::HandshakeAck => {
-                let ack = c.broker.seq;
+                let ack = c.ack_now(true, now);
                 out.control(now, &c.addrs, true, &mut c.client, ack, frame::ACK, mss16)?;
                 let at = now + c.rng.range(20 * US, 300 * US);
                 c.agenda.push(at, Action::Connect);
@@ -334,9 +344,13 @@ impl<W: Write> Sim<'_, '_, W> {
                 c.agenda.push(at, Action::FinClient);
             }
             Action::Flush { c2s } => flush(out, c, c2s, now)?,
-            Action::PureAck { by_c2s, ack } => {
+            Action::PureAck { by_c2s } => {
+                let ack = c.ack_now(by_c2s, now);
+                let addrs = c.addrs;
                 let side = c.side(by_c2s);
-                out.control(now, &c.addrs, by_c2s, side, ack, frame::ACK, mss16)?;
+                if side.ack_is_new(ack) {
+                    out.control(now, &addrs, by_c2s, side, ack, frame::ACK, mss16)?;
+                }
             }
             Action::Respond { by_c2s, upto } => {
                 let was_opening = c.phase == Phase::Opening;
@@ -357,9 +371,12 @@ impl<W: Write> Sim<'_, '_, W> {
                 if c.side(by_c2s).unsent() > 0 {
                     flush(out, c, by_c2s, now)?;
                 } else {
-                    let ack = c.peer_seq(by_c2s);
+                    let ack = c.ack_now(by_c2s, now);
+                    let addrs = c.addrs;
                     let side = c.side(by_c2s);
-                    out.control(now, &c.addrs, by_c2s, side, ack, frame::ACK, mss16)?;
+                    if side.ack_is_new(ack) {
+                        out.control(now, &addrs, by_c2s, side, ack, frame::ACK, mss16)?;
+                    }
                 }
                 if was_opening && c.phase == Phase::Open {
                     let at = now + c.rng.below(c.think_ns);
@@ -367,17 +384,33 @@ impl<W: Write> Sim<'_, '_, W> {
                 }
             }
             Action::FinClient => {
-                let ack = c.broker.seq;
-                out.control(now, &c.addrs, true, &mut c.client, ack, frame::FIN | frame::ACK, mss16)?;
+                let ack = c.ack_now(true, now);
+                out.control(
+                    now,
+                    &c.addrs,
+                    true,
+                    &mut c.client,
+                    ack,
+                    frame::FIN | frame::ACK,
+                    mss16,
+                )?;
                 c.agenda.push(now + half, Action::FinServer);
             }
             Action::FinServer => {
-                let ack = c.client.seq;
-                out.control(now, &c.addrs, false, &mut c.broker, ack, frame::FIN | frame::ACK, mss16)?;
+                let ack = c.ack_now(false, now);
+                out.control(
+                    now,
+                    &c.addrs,
+                    false,
+                    &mut c.broker,
+                    ack,
+                    frame::FIN | frame::ACK,
+                    mss16,
+                )?;
                 c.agenda.push(now + half, Action::FinLast);
             }
             Action::FinLast => {
-                let ack = c.broker.seq;
+                let ack = c.ack_now(true, now);
                 out.control(now, &c.addrs, true, &mut c.client, ack, frame::ACK, mss16)?;
             }
         }
@@ -387,7 +420,12 @@ impl<W: Write> Sim<'_, '_, W> {
 }
 
 /// One unit of steady-state traffic.
-fn activity<W: Write>(out: &mut FrameOut<'_, W>, g: &mut Gen, c: &mut Conn, now: u64) -> io::Result<()> {
+fn activity<W: Write>(
+    out: &mut FrameOut<'_, W>,
+    g: &mut Gen,
+    c: &mut Conn,
+    now: u64,
+) -> io::Result<()> {
     let u = c.rng.unit();
     if u < 0.25 {
         // Broker delivers 1-3 commands/updates; several go out coalesced.
@@ -417,7 +455,11 @@ fn activity<W: Write>(out: &mut FrameOut<'_, W>, g: &mut Gen, c: &mut Conn, now:
 
 /// 1 half of the time, otherwise uniform in 2..=max.
 fn burst_len(rng: &mut Rng, max: u64) -> u64 {
-    if rng.chance(0.5) { 1 } else { rng.range(2, max) }
+    if rng.chance(0.5) {
+        1
+    } else {
+        rng.range(2, max)
+    }
 }
 
 fn log_uniform(rng: &mut Rng, lo: u64, hi: u64) -> u64 {
@@ -429,7 +471,7 @@ fn log_uniform(rng: &mut Rng, lo: u64, hi: u64) -> u64 {
 /// second segment), its MQTT reply when a complete packet that needs one arrived, and
 /// the next burst one RTT later if data remains.
 fn flush<W: Write>(out: &mut FrameOut<'_, W>, c: &mut Conn, c2s: bool, now: u64) -> io::Result<()> {
-    let ack = c.peer_seq(c2s);
+    let ack = c.ack_now(c2s, now);
     let mss = c.mss;
     let addrs = c.addrs;
     let side = c.side(c2s);
@@ -461,8 +503,7 @@ fn flush<W: Write>(out: &mut FrameOut<'_, W>, c: &mut Conn, c2s: bool, now: u64)
                 },
             );
         } else {
-            let ack = seq0.wrapping_add(covered as u32);
-            c.agenda.push(at, Action::PureAck { by_c2s: !c2s, ack });
+            c.agenda.push(at, Action::PureAck { by_c2s: !c2s });
         }
     }
     if more {
