@@ -29,6 +29,10 @@ mod tcp;
 mod traffic;
 
 pub use pcap_writer::TsResolution;
+
+/// Bumped whenever the same `SynthConfig` would produce different bytes, so cached
+/// captures (e.g. the benchmark's) are regenerated.
+pub const GENERATOR_VERSION: u32 = 1;
 pub use rng::Rng;
 
 use serde::{Deserialize, Serialize};
