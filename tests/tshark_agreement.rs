@@ -77,7 +77,24 @@ struct Expected {
     why: &'static str,
 }
 
-const EXPECTED: &[Expected] = &[];
+const EXPECTED: &[Expected] = &[
+    Expected { capture: "mqtt-connect-rules/mqtt5_pub_jpeg.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt-connect-rules-2/mqtt5_pub_jpeg_connack134.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt-pub-rules/mqtt5_pub_jpeg.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-qos1/input.pcap", frame: 10, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBREC with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 10, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBREL with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBCOMP with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 12, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-userpass/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-pub-userpass-auto-clientid/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
+    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 4, pdu: 0, field: "keepalive", ours: "", why: "malformed CONNECT (property length 65313 exceeds the packet): mqscope reports error bad_properties and no body fields; TShark shows the keepalive it read before the exception" },
+    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 4, pdu: 0, field: "properties", ours: "", why: "same malformed CONNECT: TShark lists a property id 0x00 read from the bogus block (0x00 is not an MQTT 5 property); mqscope lists none" },
+    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 4, pdu: 0, field: "properties", ours: "34|18", why: "capture starts midstream (no CONNECT): TShark decodes without a version and shows no properties; mqscope infers MQTT 5 because a 3.1.1 CONNACK is exactly 2 bytes (spec 3.2.1) and this one is 52, and lists its Topic Alias Maximum (0x22) and Assigned Client Identifier (0x12)" },
+    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 10, pdu: 0, field: "payload_len", ours: "35758", why: "same midstream MQTT 5 connection: TShark, decoding as 3.1.1, counts the empty property block's length byte (0x00) as payload; in MQTT 5 it is the property length, so the payload is one byte shorter" },
+    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 12, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0 on the midstream MQTT 5 connection: implied reason 0x00 (spec 3.14.2.1)" },
+];
 
 const TYPE_NAMES: [&str; 16] = [
     "", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK",

@@ -11,8 +11,6 @@ use crate::mqtt::{parse_fixed_header, peek_connect_level, PacketType};
 use super::DissectConfig;
 
 pub(super) enum Classification {
-    /// Need to see (more) data.
-    Undecided,
     NotMqtt,
     Tls,
     Mqtt { client_side: Side, by_content: bool },

@@ -142,7 +142,6 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
     fn data(&mut self, flow: &FlowInfo, st: &mut FlowState, from: Side, ev: StreamEvent<'_>) -> Interest {
         if st.mqtt.is_none() {
             match st.classifier.on_event(self.cfg, flow, from, &ev) {
-                Classification::Undecided => return Interest::Continue,
                 Classification::NotMqtt => {
                     self.stats.flows_not_mqtt += 1;
                     return Interest::Ignore;

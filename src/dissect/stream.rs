@@ -59,18 +59,11 @@ impl DirStream {
                 continue;
             }
             if !self.synced {
-                out.stats.resyncs += 1;
-                match find_packet_start(data, out.cfg.max_packet_size, session, dir) {
-                    Some(off) => {
-                        out.stats.resync_skipped_bytes += off as u64;
-                        data = &data[off..];
-                        self.synced = true;
-                    }
-                    None => {
-                        out.stats.resync_skipped_bytes += data.len() as u64;
-                        return;
-                    }
+                data = self.resync(data, session, dir, out);
+                if !self.synced {
+                    return;
                 }
+                continue;
             }
             if !self.buf.is_empty() {
                 data = self.complete_pending(data, dir, meta, session, out);
@@ -196,6 +189,11 @@ impl DirStream {
     pub(super) fn on_gap<S: RecordSink>(&mut self, missing: u64, out: &mut Out<'_, S>) {
         out.stats.gaps += 1;
         out.stats.gap_bytes += missing;
+        if !self.synced {
+            // Still looking for a boundary: a stashed possible start is now meaningless.
+            self.release(out);
+            return;
+        }
         if self.skip > 0 {
             // The gap falls inside a packet we were skipping anyway.
             if missing <= self.skip {
@@ -226,35 +224,125 @@ impl DirStream {
     }
 }
 
-/// Find the offset of the first plausible MQTT packet in `data`.
+/// Where a packet boundary was found while unsynchronised.
+enum Start {
+    /// A plausible packet starts at this offset.
+    At(usize),
+    /// From this offset on, the bytes could start a packet but its fixed header is not
+    /// complete yet: wait for more.
+    NeedMore(usize),
+    /// Nothing plausible in these bytes.
+    Nothing,
+}
+
+/// Find the first plausible MQTT packet start in `data`.
 ///
 /// Plausible: a known type with the flags the spec fixes for it, a remaining length
 /// within bounds and above the type's minimum; if the whole packet is present it must
 /// decode, and if bytes follow it they must start with a plausible header too. This is
 /// what lets a capture that starts midstream, or resumes after lost segments, find its
 /// footing without emitting garbage packets.
-fn find_packet_start(data: &[u8], max: u32, session: &Session, dir: Direction) -> Option<usize> {
-    (0..data.len()).find(|&off| plausible_at(&data[off..], max, session, dir))
+fn find_packet_start(data: &[u8], max: u32, session: &Session) -> Start {
+    for off in 0..data.len() {
+        let rest = &data[off..];
+        if matches!(parse_fixed_header(rest), Ok(None)) && first_byte_plausible(rest[0]) {
+            return Start::NeedMore(off);
+        }
+        if plausible_at(rest, max, session) {
+            return Start::At(off);
+        }
+    }
+    Start::Nothing
 }
 
-fn plausible_at(data: &[u8], max: u32, session: &Session, dir: Direction) -> bool {
+impl DirStream {
+    /// Look for a packet boundary. A few trailing bytes that might begin a packet are
+    /// kept in `buf` (at most a fixed header's worth) and judged with the next segment:
+    /// a midstream capture often starts with a segment holding just the first byte.
+    fn resync<'d, S: RecordSink>(&mut self, data: &'d [u8], session: &Session, _dir: Direction, out: &mut Out<'_, S>) -> &'d [u8] {
+        out.stats.resyncs += u64::from(self.buf.is_empty());
+        if !self.buf.is_empty() {
+            // Judge each stashed offset with the new bytes appended (bounded copy).
+            let stash = std::mem::take(&mut self.buf);
+            out.stats.pending_bytes = out.stats.pending_bytes.saturating_sub(stash.len() as u64);
+            let mut joined = stash.clone();
+            joined.extend_from_slice(&data[..data.len().min(RESYNC_LOOKAHEAD)]);
+            for off in 0..stash.len() {
+                let rest = &joined[off..];
+                let incomplete = matches!(parse_fixed_header(rest), Ok(None));
+                if (incomplete && first_byte_plausible(rest[0])) || plausible_at(rest, out.cfg.max_packet_size, session) {
+                    out.stats.resync_skipped_bytes += off as u64;
+                    self.synced = true;
+                    // The packet starts inside the stash: it becomes the pending packet.
+                    self.buf = stash;
+                    self.buf.drain(..off);
+                    out.stats.pending_bytes += self.buf.len() as u64;
+                    return data;
+                }
+            }
+            out.stats.resync_skipped_bytes += stash.len() as u64;
+        }
+        match find_packet_start(data, out.cfg.max_packet_size, session) {
+            Start::At(off) => {
+                out.stats.resync_skipped_bytes += off as u64;
+                self.synced = true;
+                &data[off..]
+            }
+            Start::NeedMore(off) => {
+                out.stats.resync_skipped_bytes += off as u64;
+                self.buf.extend_from_slice(&data[off..]);
+                out.stats.pending_bytes += self.buf.len() as u64;
+                &[]
+            }
+            Start::Nothing => {
+                out.stats.resync_skipped_bytes += data.len() as u64;
+                &[]
+            }
+        }
+    }
+}
+
+/// Bytes of a new segment looked at when judging a stashed possible packet start.
+const RESYNC_LOOKAHEAD: usize = 64 * 1024;
+
+/// The first byte alone: a known type with the flags the spec fixes for it.
+fn first_byte_plausible(b: u8) -> bool {
+    let flags = b & 0x0f;
+    match PacketType::from_nibble(b >> 4) {
+        None => false,
+        Some(PacketType::Publish) => (flags >> 1) & 3 != 3,
+        Some(PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe) => flags == 2,
+        Some(_) => flags == 0,
+    }
+}
+
+fn plausible_at(data: &[u8], max: u32, session: &Session) -> bool {
     let Some(h) = plausible_header(data, max) else {
         return false;
     };
     let total = h.total_len();
-    if total > data.len() {
-        // Cannot check the body yet; a plausible header at the very start of what we
-        // have (segments usually start on packet boundaries) is the best evidence.
+    if total > data.len() || total > MAX_VERIFIED_BODY {
+        // Cannot (or, for large packets, will not: resync must stay cheap on hostile
+        // input) check the body; a plausible header is the best evidence. Segments
+        // usually start on packet boundaries, so the first candidate is usually right.
         return true;
     }
     let body = &data[h.header_len as usize..total];
-    if crate::mqtt::decode_body(&h, body, session.effective_level()).is_err() {
+    // Without a CONNECT the level is itself a guess: any level that decodes will do.
+    let decodes = |level| crate::mqtt::decode_body(&h, body, level).is_ok();
+    let ok = match session.level() {
+        Some(level) => decodes(level),
+        None => decodes(session.effective_level()) || decodes(5) || decodes(4),
+    };
+    if !ok {
         return false;
     }
-    let _ = dir;
     let rest = &data[total..];
     rest.is_empty() || plausible_header(rest, max).is_some() || parse_fixed_header(rest).is_ok_and(|h| h.is_none())
 }
+
+/// Packets up to this size are decoded to confirm a resync candidate.
+const MAX_VERIFIED_BODY: usize = 16 * 1024;
 
 fn plausible_header(data: &[u8], max: u32) -> Option<FixedHeader> {
     let h = parse_fixed_header(data).ok()??;

@@ -33,7 +33,6 @@ impl ReplayReport {
     pub fn to_text(&self) -> String {
         let s = &self.stats;
         let mut o = String::new();
-        let secs = self.elapsed.as_secs_f64();
         let total = s.total_packets();
         let _ = writeln!(o, "mqscope replay summary");
         for f in &self.files {
@@ -89,8 +88,6 @@ impl ReplayReport {
                 s.pending_overflow, s.incomplete_at_close, s.incomplete_at_close_bytes
             );
         }
-        let rate = if secs > 0.0 { total as f64 / secs } else { 0.0 };
-        let _ = writeln!(o, "  time:          {secs:.3} s ({rate:.0} MQTT packets/s)");
         o
     }
 
