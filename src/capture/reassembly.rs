@@ -39,6 +39,10 @@ pub struct Reassembler {
     next_off: u64,
     /// Offset at which the sender's FIN sits, once seen.
     fin_off: Option<u64>,
+    /// Highest offset the peer acknowledged. Bytes below it that we never saw were lost
+    /// by the capture, not by the network: they will never be retransmitted, so a later
+    /// segment beyond them must not wait for them.
+    acked_off: u64,
     ooo: OooBuffer,
 }
 
@@ -222,6 +226,10 @@ impl Reassembler {
         if out.conflicting {
             stats.overlaps_conflicting += 1;
         }
+        if self.acked_off > self.next_off {
+            // The hole before this segment was already acknowledged by the peer.
+            check!(self.release_acked(stats, emit));
+        }
         self.enforce_limits(stats, limits, emit)
     }
 
@@ -232,8 +240,7 @@ impl Reassembler {
     where
         F: FnMut(StreamEvent<'_>) -> Interest,
     {
-        let fin_pending = matches!(self.fin_off, Some(f) if f > self.next_off);
-        if !self.started || (self.ooo.is_empty() && !fin_pending) {
+        if !self.started {
             return Interest::Continue;
         }
         let dist = i64::from(ack.wrapping_sub(self.next_seq()) as i32);
@@ -245,6 +252,21 @@ impl Reassembler {
             // The FIN takes one sequence number that is not a stream byte.
             target = target.min(f);
         }
+        self.acked_off = self.acked_off.max(target);
+        let fin_pending = matches!(self.fin_off, Some(f) if f > self.next_off);
+        if self.ooo.is_empty() && !fin_pending {
+            // Nothing is waiting: the gap is declared when the next data arrives.
+            return Interest::Continue;
+        }
+        self.release_acked(stats, emit)
+    }
+
+    /// Declare the holes below `acked_off` lost and deliver the data after each.
+    fn release_acked<F>(&mut self, stats: &mut CaptureStats, emit: &mut F) -> Interest
+    where
+        F: FnMut(StreamEvent<'_>) -> Interest,
+    {
+        let target = self.acked_off;
         while self.next_off < target {
             let to = self.ooo.first_offset().map_or(target, |k| k.min(target));
             if to > self.next_off {
