@@ -6,14 +6,16 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use mqscope::mqtt::{
-    Direction, Packet, Session, SessionLimits, TopicResolution, decode_body, encode::encode, parse_fixed_header,
-    validate::violations,
+    Direction, Packet, Session, SessionLimits, TopicResolution, decode_body, encode::encode,
+    parse_fixed_header, validate::violations,
 };
 
 const MAX_SIZE: u32 = 64 * 1024;
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, mut buf)) = data.split_first() else { return };
+    let Some((&ctl, mut buf)) = data.split_first() else {
+        return;
+    };
     let mut s = Session::new(SessionLimits {
         max_aliases: 16,
         max_alias_bytes: 64,
@@ -23,7 +25,11 @@ fuzz_target!(|data: &[u8]| {
     let mut out = Vec::new();
     loop {
         // Direction per packet from the control byte's low bits, cycling.
-        let dir = if (ctl >> (n % 6)) & 1 == 0 { Direction::C2S } else { Direction::S2C };
+        let dir = if (ctl >> (n % 6)) & 1 == 0 {
+            Direction::C2S
+        } else {
+            Direction::S2C
+        };
         n += 1;
         let h = match parse_fixed_header(buf) {
             Ok(Some(h)) => h,
@@ -34,16 +40,22 @@ fuzz_target!(|data: &[u8]| {
             buf = buf.get(total..).unwrap_or_default();
             continue;
         }
-        let Some(body) = buf.get(usize::from(h.header_len)..total) else { return };
+        let Some(body) = buf.get(usize::from(h.header_len)..total) else {
+            return;
+        };
         buf = &buf[total..];
-        let Ok(p) = s.decode(dir, &h, body) else { continue };
+        let Ok(p) = s.decode(dir, &h, body) else {
+            continue;
+        };
         let level = s.effective_level();
         let v = violations(&h, &p, level);
         let _ = v.iter().map(|x| x.kind()).count();
         if let Packet::Publish(pb) = &p {
             match s.resolve_topic(dir, pb) {
                 TopicResolution::FromAlias(t) => assert!(!t.is_empty()),
-                TopicResolution::AsIs | TopicResolution::UnknownAlias(_) | TopicResolution::AliasRejected(_) => {}
+                TopicResolution::AsIs
+                | TopicResolution::UnknownAlias(_)
+                | TopicResolution::AliasRejected(_) => {}
             }
             assert!(s.alias_bytes() <= 64);
         }
