@@ -19,7 +19,11 @@ pub const EXIT_DATAERR: u8 = 65;
 pub const EXIT_NOINPUT: u8 = 66;
 
 #[derive(Parser, Debug)]
-#[command(name = "mqscope", version, about = "Passive MQTT observability and anomaly detection")]
+#[command(
+    name = "mqscope",
+    version,
+    about = "Passive MQTT observability and anomaly detection"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Command,
@@ -90,7 +94,11 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let usage = e.use_stderr();
             let _ = e.print();
-            return if usage { ExitCode::from(EXIT_USAGE) } else { ExitCode::SUCCESS };
+            return if usage {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     let result = match cli.cmd {
@@ -115,7 +123,9 @@ fn validate_replay(a: &ReplayArgs) -> Result<(), Vec<String>> {
         errs.push(format!("port {p} is listed both as plain MQTT and as TLS"));
     }
     if a.max_packet_size == 0 || a.max_packet_size > 268_435_455 {
-        errs.push("--max-packet-size must be between 1 and 268435455 (the MQTT maximum)".to_string());
+        errs.push(
+            "--max-packet-size must be between 1 and 268435455 (the MQTT maximum)".to_string(),
+        );
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
@@ -134,12 +144,21 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         max_packet_size: a.max_packet_size,
         ..DissectConfig::default()
     };
-    let progress = if a.no_progress { None } else { Progress::for_files(&a.files) };
+    let progress = if a.no_progress {
+        None
+    } else {
+        Progress::for_files(&a.files)
+    };
     let report = match a.format {
         Format::Jsonl => {
             let stdout = io::stdout().lock();
             let mut w = JsonlWriter::new(BufWriter::with_capacity(1 << 16, stdout));
-            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |r: &MqttRecord<'_>| w.write(r));
+            let report =
+                replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |r: &MqttRecord<
+                    '_,
+                >| {
+                    w.write(r)
+                });
             match w.finish() {
                 Ok(_) => {}
                 // A closed pipe (`| head`) is the reader's choice, not our failure.
@@ -148,7 +167,11 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
             report
         }
-        Format::Summary | Format::None => replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |_: &MqttRecord<'_>| {}),
+        Format::Summary | Format::None => {
+            replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |_: &MqttRecord<
+                '_,
+            >| {})
+        }
     };
     eprint!("{}", report.to_text());
     if let Some(path) = &a.summary_json {
@@ -159,7 +182,11 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     for f in &report.files {
         if let Some(e) = &f.error {
             eprintln!("mqscope: {e}");
-            code = ExitCode::from(if f.frames == 0 { EXIT_NOINPUT } else { EXIT_DATAERR });
+            code = ExitCode::from(if f.frames == 0 {
+                EXIT_NOINPUT
+            } else {
+                EXIT_DATAERR
+            });
         }
     }
     let _ = io::stderr().flush();
@@ -167,8 +194,14 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
-    let cfg = crate::synth::SynthConfig { packets: a.packets, connections: a.connections, seed: a.seed, ..Default::default() };
-    let s = crate::synth::write_capture(&a.out, &cfg).with_context(|| format!("writing {}", a.out.display()))?;
+    let cfg = crate::synth::SynthConfig {
+        packets: a.packets,
+        connections: a.connections,
+        seed: a.seed,
+        ..Default::default()
+    };
+    let s = crate::synth::write_capture(&a.out, &cfg)
+        .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {}: {:?}", a.out.display(), s);
     Ok(ExitCode::SUCCESS)
 }

@@ -10,7 +10,10 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use etherparse::PacketBuilder;
 use mqscope::capture::link::LinkType;
 use mqscope::dissect::{DissectConfig, Dissector, MqttRecord};
-use mqscope::mqtt::{self, encode, Ack, Connect, ConnAck, Direction, MqttStr, Packet, Properties, Publish, ReasonOnly};
+use mqscope::mqtt::{
+    self, Ack, ConnAck, Connect, Direction, MqttStr, Packet, Properties, Publish, ReasonOnly,
+    encode,
+};
 use proptest::prelude::*;
 
 /// Tiny deterministic RNG so one proptest seed drives the whole scenario.
@@ -44,12 +47,15 @@ fn conversation(rng: &mut Rng, level: u8, max_payload: usize) -> (Vec<u8>, Vec<u
     let mut c2s = Vec::new();
     let mut s2c = Vec::new();
     let mut exp = Vec::new();
-    let mut push = |dir: Direction, p: &Packet<'_>, buf: &mut Vec<u8>, exp: &mut Vec<Expect>| {
+    let push = |dir: Direction, p: &Packet<'_>, buf: &mut Vec<u8>, exp: &mut Vec<Expect>| {
         let start = buf.len();
         encode::encode(p, level, buf);
         let h = mqtt::parse_fixed_header(&buf[start..]).unwrap().unwrap();
         let (topic, payload_len) = match p {
-            Packet::Publish(x) => (Some(String::from_utf8(x.topic.0.to_vec()).unwrap()), Some(x.payload.len())),
+            Packet::Publish(x) => (
+                Some(String::from_utf8(x.topic.0.to_vec()).unwrap()),
+                Some(x.payload.len()),
+            ),
             _ => (None, None),
         };
         exp.push(Expect {
@@ -74,14 +80,22 @@ fn conversation(rng: &mut Rng, level: u8, max_payload: usize) -> (Vec<u8>, Vec<u
         password: None,
     });
     push(Direction::C2S, &connect, &mut c2s, &mut exp);
-    let connack = Packet::ConnAck(ConnAck { session_present: false, code: 0, properties: Properties::default() });
+    let connack = Packet::ConnAck(ConnAck {
+        session_present: false,
+        code: 0,
+        properties: Properties::default(),
+    });
     push(Direction::S2C, &connack, &mut s2c, &mut exp);
     let payload = vec![0x5a; max_payload];
     let n = 5 + rng.below(40);
     for i in 0..n {
         let topic = format!("plant/area{}/line{}/temp", i % 3, rng.below(5));
         // Mostly small telemetry, sometimes a payload spanning many segments.
-        let len = if rng.below(8) == 0 { rng.below(payload.len() as u64) } else { rng.below(300) } as usize;
+        let len = if rng.below(8) == 0 {
+            rng.below(payload.len() as u64)
+        } else {
+            rng.below(300)
+        } as usize;
         let qos = rng.below(3) as u8;
         let pid = (i + 1) as u16;
         let publish = Packet::Publish(Publish {
@@ -99,8 +113,16 @@ fn conversation(rng: &mut Rng, level: u8, max_payload: usize) -> (Vec<u8>, Vec<u
             (Direction::S2C, &mut s2c, &mut c2s)
         };
         push(dir, &publish, buf, &mut exp);
-        let other = if dir == Direction::C2S { Direction::S2C } else { Direction::C2S };
-        let ack = Ack { packet_id: pid, reason_code: None, properties: Properties::default() };
+        let other = if dir == Direction::C2S {
+            Direction::S2C
+        } else {
+            Direction::C2S
+        };
+        let ack = Ack {
+            packet_id: pid,
+            reason_code: None,
+            properties: Properties::default(),
+        };
         match qos {
             1 => push(other, &Packet::PubAck(ack), back, &mut exp),
             2 => push(other, &Packet::PubRec(ack), back, &mut exp),
@@ -109,10 +131,24 @@ fn conversation(rng: &mut Rng, level: u8, max_payload: usize) -> (Vec<u8>, Vec<u
     }
     push(Direction::C2S, &Packet::PingReq, &mut c2s, &mut exp);
     push(Direction::S2C, &Packet::PingResp, &mut s2c, &mut exp);
-    let disc = Packet::Disconnect(ReasonOnly { reason_code: None, properties: Properties::default() });
+    let disc = Packet::Disconnect(ReasonOnly {
+        reason_code: None,
+        properties: Properties::default(),
+    });
     push(Direction::C2S, &disc, &mut c2s, &mut exp);
     (c2s, s2c, exp)
 }
+
+/// (frame, direction, type, remaining length, topic, payload length, error kind)
+type Got = (
+    u64,
+    Direction,
+    String,
+    u32,
+    Option<String>,
+    Option<usize>,
+    Option<&'static str>,
+);
 
 const CLIENT: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 1, 2, 3), 50123);
 const BROKER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(10, 9, 8, 7), 1883);
@@ -133,7 +169,11 @@ fn frame(seg: &Seg, data: &[u8], ack: u32) -> Vec<u8> {
         Direction::C2S => (CLIENT, BROKER, ISN_C),
         Direction::S2C => (BROKER, CLIENT, ISN_S),
     };
-    let seq = if seg.syn { isn } else { isn.wrapping_add(1).wrapping_add(seg.off as u32) };
+    let seq = if seg.syn {
+        isn
+    } else {
+        isn.wrapping_add(1).wrapping_add(seg.off as u32)
+    };
     let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
         .ipv4(src.ip().octets(), dst.ip().octets(), 64)
         .tcp(src.port(), dst.port(), seq, 65535);
@@ -143,8 +183,16 @@ fn frame(seg: &Seg, data: &[u8], ack: u32) -> Vec<u8> {
     if seg.fin {
         b = b.fin();
     }
-    let b = if !(seg.syn && seg.dir == Direction::C2S) { b.ack(ack) } else { b };
-    let payload = if seg.len == 0 { &[][..] } else { &data[seg.off as usize..seg.off as usize + seg.len] };
+    let b = if !(seg.syn && seg.dir == Direction::C2S) {
+        b.ack(ack)
+    } else {
+        b
+    };
+    let payload = if seg.len == 0 {
+        &[][..]
+    } else {
+        &data[seg.off as usize..seg.off as usize + seg.len]
+    };
     let mut out = Vec::with_capacity(b.size(payload.len()));
     b.write(&mut out, payload).unwrap();
     out
@@ -155,7 +203,13 @@ fn cut(rng: &mut Rng, dir: Direction, total: usize, max_seg: u64) -> Vec<Seg> {
     let mut off = 0u64;
     while (off as usize) < total {
         let len = (1 + rng.below(max_seg)).min((total as u64) - off) as usize;
-        v.push(Seg { dir, off, len, syn: false, fin: false });
+        v.push(Seg {
+            dir,
+            off,
+            len,
+            syn: false,
+            fin: false,
+        });
         off += len as u64;
     }
     v
@@ -172,12 +226,28 @@ fn run(seed: u64, level: u8, max_seg: u64, reorder: bool, dups: bool) -> Result<
     // Interleave the directions, each keeping its order.
     let (mut ia, mut ib) = (a.into_iter().peekable(), b.into_iter().peekable());
     let mut order = vec![
-        Seg { dir: Direction::C2S, off: 0, len: 0, syn: true, fin: false },
-        Seg { dir: Direction::S2C, off: 0, len: 0, syn: true, fin: false },
+        Seg {
+            dir: Direction::C2S,
+            off: 0,
+            len: 0,
+            syn: true,
+            fin: false,
+        },
+        Seg {
+            dir: Direction::S2C,
+            off: 0,
+            len: 0,
+            syn: true,
+            fin: false,
+        },
     ];
     while ia.peek().is_some() || ib.peek().is_some() {
         let take_a = ib.peek().is_none() || (ia.peek().is_some() && rng.below(2) == 0);
-        order.push(if take_a { ia.next().unwrap() } else { ib.next().unwrap() });
+        order.push(if take_a {
+            ia.next().unwrap()
+        } else {
+            ib.next().unwrap()
+        });
     }
     // Reorder within a small window (never before the handshake), then repeat some
     // segments later, as retransmissions do.
@@ -194,18 +264,36 @@ fn run(seed: u64, level: u8, max_seg: u64, reorder: bool, dups: bool) -> Result<
         for _ in 0..rng.below(n as u64 / 4 + 1) {
             let i = 2 + rng.below((n - 2) as u64) as usize;
             let s = &order[i];
-            let copy = Seg { dir: s.dir, off: s.off, len: s.len, syn: false, fin: false };
+            let copy = Seg {
+                dir: s.dir,
+                off: s.off,
+                len: s.len,
+                syn: false,
+                fin: false,
+            };
             let at = (i + 1 + rng.below(4) as usize).min(order.len());
             order.insert(at, copy);
         }
     }
-    order.push(Seg { dir: Direction::C2S, off: c2s.len() as u64, len: 0, syn: false, fin: true });
-    order.push(Seg { dir: Direction::S2C, off: s2c.len() as u64, len: 0, syn: false, fin: true });
+    order.push(Seg {
+        dir: Direction::C2S,
+        off: c2s.len() as u64,
+        len: 0,
+        syn: false,
+        fin: true,
+    });
+    order.push(Seg {
+        dir: Direction::S2C,
+        off: s2c.len() as u64,
+        len: 0,
+        syn: false,
+        fin: true,
+    });
 
     // Feed, tracking per direction the contiguous prefix seen so far: a packet is
     // complete on the first frame whose arrival makes the prefix cover its end.
     let mut d = Dissector::new(DissectConfig::default());
-    let mut got: Vec<(u64, Direction, String, u32, Option<String>, Option<usize>, Option<&'static str>)> = Vec::new();
+    let mut got: Vec<Got> = Vec::new();
     let mut have = [Vec::<(u64, u64)>::new(), Vec::new()];
     let mut prefix = [0u64; 2];
     let mut complete_frame: Vec<Option<u64>> = vec![None; expect.len()];
@@ -235,14 +323,28 @@ fn run(seed: u64, level: u8, max_seg: u64, reorder: bool, dups: bool) -> Result<
                 }
             }
         }
-        d.on_frame(LinkType::Ethernet, fno, fno * 1_000_000, &bytes, &mut |r: &MqttRecord<'_>| {
-            let topic = r.topic.map(|t| String::from_utf8(t.0.to_vec()).unwrap());
-            let plen = match &r.packet {
-                Ok(Packet::Publish(p)) => Some(p.payload.len()),
-                _ => None,
-            };
-            got.push((r.frame, r.dir, r.header.packet_type().unwrap().name().to_string(), r.header.remaining_length, topic, plen, r.error_kind()));
-        });
+        d.on_frame(
+            LinkType::Ethernet,
+            fno,
+            fno * 1_000_000,
+            &bytes,
+            &mut |r: &MqttRecord<'_>| {
+                let topic = r.topic.map(|t| String::from_utf8(t.0.to_vec()).unwrap());
+                let plen = match &r.packet {
+                    Ok(Packet::Publish(p)) => Some(p.payload.len()),
+                    _ => None,
+                };
+                got.push((
+                    r.frame,
+                    r.dir,
+                    r.header.packet_type().unwrap().name().to_string(),
+                    r.header.remaining_length,
+                    topic,
+                    plen,
+                    r.error_kind(),
+                ));
+            },
+        );
     }
     d.finish(order.len() as u64, 0, &mut |_: &MqttRecord<'_>| {});
     let st = d.stats();
@@ -253,7 +355,16 @@ fn run(seed: u64, level: u8, max_seg: u64, reorder: bool, dups: bool) -> Result<
             .iter()
             .zip(&complete_frame)
             .filter(|(e, _)| e.dir == dir)
-            .map(|(e, f)| (f.unwrap(), e.ptype.to_string(), e.remaining_length, e.topic.clone(), e.payload_len, None))
+            .map(|(e, f)| {
+                (
+                    f.unwrap(),
+                    e.ptype.to_string(),
+                    e.remaining_length,
+                    e.topic.clone(),
+                    e.payload_len,
+                    None,
+                )
+            })
             .collect();
         let have: Vec<_> = got
             .iter()

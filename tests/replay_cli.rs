@@ -6,11 +6,16 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn mqscope(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mqscope")).args(args).output().expect("run mqscope")
+    Command::new(env!("CARGO_BIN_EXE_mqscope"))
+        .args(args)
+        .output()
+        .expect("run mqscope")
 }
 
 fn demo(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/captures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/captures")
+        .join(name)
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -20,18 +25,55 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 const KEYS: [&str; 25] = [
-    "frame", "ts", "flow", "dir", "type", "version", "topic", "topic_alias", "qos", "dup", "retain", "packet_id",
-    "remaining_length", "payload_len", "client_id", "username", "password_len", "keepalive", "clean_start",
-    "will_topic", "reason_codes", "sub_topics", "sub_qos", "properties", "error",
+    "frame",
+    "ts",
+    "flow",
+    "dir",
+    "type",
+    "version",
+    "topic",
+    "topic_alias",
+    "qos",
+    "dup",
+    "retain",
+    "packet_id",
+    "remaining_length",
+    "payload_len",
+    "client_id",
+    "username",
+    "password_len",
+    "keepalive",
+    "clean_start",
+    "will_topic",
+    "reason_codes",
+    "sub_topics",
+    "sub_qos",
+    "properties",
+    "error",
 ];
 
 #[test]
 fn jsonl_has_exactly_the_documented_keys_and_matches_the_summary() {
     let summary = tmp("summary.json");
     let cap = demo("arkime-mqtt311-session.pcap");
-    let out = mqscope(&["replay", "--format", "jsonl", "--summary-json", summary.to_str().unwrap(), cap.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let out = mqscope(&[
+        "replay",
+        "--format",
+        "jsonl",
+        "--summary-json",
+        summary.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     // 23 MQTT packets per the capture's README and its TShark decode.
     assert_eq!(lines.len(), 23);
     for rec in &lines {
@@ -45,7 +87,10 @@ fn jsonl_has_exactly_the_documented_keys_and_matches_the_summary() {
     let s: Value = serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
     assert_eq!(s["mqtt_packets"], 23);
     let text = String::from_utf8_lossy(&out.stderr);
-    assert!(text.contains("MQTT packets:  23"), "summary on stderr: {text}");
+    assert!(
+        text.contains("MQTT packets:  23"),
+        "summary on stderr: {text}"
+    );
     // Passwords never appear, only their length (the capture's CONNECT has none; the
     // MQTT 5 demo capture has one: "pass" per its TShark decode, passwd_len 4).
     let cap5 = demo("suricata-mqtt5-properties.pcap");
@@ -82,16 +127,37 @@ fn a_truncated_capture_reports_what_was_read_and_exits_65() {
     // Cut in the middle of the last record: libpcap reads every earlier frame, then fails.
     std::fs::write(&cut, &full[..full.len() - 20]).unwrap();
     let out = mqscope(&["replay", "--format", "jsonl", cut.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(65), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(65),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let n = String::from_utf8(out.stdout).unwrap().lines().count();
-    assert!(n > 0 && n <= 23, "packets before the damage are reported: {n}");
+    assert!(
+        n > 0 && n <= 23,
+        "packets before the damage are reported: {n}"
+    );
 }
 
 #[test]
 fn usage_errors_exit_64() {
-    assert_eq!(mqscope(&["replay", "--ports", "0", "x.pcap"]).status.code(), Some(64));
-    assert_eq!(mqscope(&["replay", "--ports", "1883", "--tls-ports", "1883", "x.pcap"]).status.code(), Some(64));
-    assert_eq!(mqscope(&["replay", "--no-such-flag", "x.pcap"]).status.code(), Some(64));
+    assert_eq!(
+        mqscope(&["replay", "--ports", "0", "x.pcap"]).status.code(),
+        Some(64)
+    );
+    assert_eq!(
+        mqscope(&["replay", "--ports", "1883", "--tls-ports", "1883", "x.pcap"])
+            .status
+            .code(),
+        Some(64)
+    );
+    assert_eq!(
+        mqscope(&["replay", "--no-such-flag", "x.pcap"])
+            .status
+            .code(),
+        Some(64)
+    );
     assert_eq!(mqscope(&["replay"]).status.code(), Some(64));
     assert_eq!(mqscope(&["frobnicate"]).status.code(), Some(64));
     assert_eq!(mqscope(&["--help"]).status.code(), Some(0));

@@ -19,13 +19,18 @@ fn shared_captures() -> PathBuf {
 }
 
 fn find_captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return;
+    };
     let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
             find_captures(&p, out);
-        } else if matches!(p.extension().and_then(|e| e.to_str()), Some("pcap" | "pcapng")) {
+        } else if matches!(
+            p.extension().and_then(|e| e.to_str()),
+            Some("pcap" | "pcapng")
+        ) {
             out.push(p);
         }
     }
@@ -57,7 +62,12 @@ fn replay_jsonl(path: &Path) -> Vec<Value> {
         .arg(path)
         .output()
         .expect("run mqscope");
-    assert!(out.status.success(), "mqscope replay {} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mqscope replay {} failed: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .expect("utf8 jsonl")
         .lines()
@@ -78,27 +88,153 @@ struct Expected {
 }
 
 const EXPECTED: &[Expected] = &[
-    Expected { capture: "mqtt-connect-rules/mqtt5_pub_jpeg.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt-connect-rules-2/mqtt5_pub_jpeg_connack134.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt-pub-rules/mqtt5_pub_jpeg.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-qos1/input.pcap", frame: 10, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBREC with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 10, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBREL with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 11, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 PUBCOMP with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-qos2/input.pcap", frame: 12, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-userpass/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-pub-userpass-auto-clientid/input.pcap", frame: 9, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0" },
-    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 4, pdu: 0, field: "keepalive", ours: "", why: "malformed CONNECT (property length 65313 exceeds the packet): mqscope reports error bad_properties and no body fields; TShark shows the keepalive it read before the exception" },
-    Expected { capture: "mqtt5-excessiveproplen/input.pcap", frame: 4, pdu: 0, field: "properties", ours: "", why: "same malformed CONNECT: TShark lists a property id 0x00 read from the bogus block (0x00 is not an MQTT 5 property); mqscope lists none" },
-    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 4, pdu: 0, field: "properties", ours: "34|18", why: "capture starts midstream (no CONNECT): TShark decodes without a version and shows no properties; mqscope infers MQTT 5 because a 3.1.1 CONNACK is exactly 2 bytes (spec 3.2.1) and this one is 52, and lists its Topic Alias Maximum (0x22) and Assigned Client Identifier (0x12)" },
-    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 10, pdu: 0, field: "payload_len", ours: "35758", why: "same midstream MQTT 5 connection: TShark, decoding as 3.1.1, counts the empty property block's length byte (0x00) as payload; in MQTT 5 it is the property length, so the payload is one byte shorter" },
-    Expected { capture: "mqtt-midstream-split/mqtt-midstream-split.pcap", frame: 12, pdu: 0, field: "reason_codes", ours: "0", why: "MQTT 5 DISCONNECT with remaining length 0 on the midstream MQTT 5 connection: implied reason 0x00 (spec 3.14.2.1)" },
+    Expected {
+        capture: "mqtt-connect-rules/mqtt5_pub_jpeg.pcap",
+        frame: 11,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt-connect-rules-2/mqtt5_pub_jpeg_connack134.pcap",
+        frame: 11,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt-pub-rules/mqtt5_pub_jpeg.pcap",
+        frame: 11,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-excessiveproplen/input.pcap",
+        frame: 9,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-qos1/input.pcap",
+        frame: 10,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-qos2/input.pcap",
+        frame: 9,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 PUBREC with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-qos2/input.pcap",
+        frame: 10,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 PUBREL with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-qos2/input.pcap",
+        frame: 11,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 PUBCOMP with remaining length 2: the reason code is omitted and means 0x00 Success (spec 3.4.2.1 ff.); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-qos2/input.pcap",
+        frame: 12,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-userpass/input.pcap",
+        frame: 9,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-pub-userpass-auto-clientid/input.pcap",
+        frame: 9,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0: the reason code is omitted and means 0x00 (spec 3.14.2.1); TShark shows no code, mqscope the implied 0",
+    },
+    Expected {
+        capture: "mqtt5-excessiveproplen/input.pcap",
+        frame: 4,
+        pdu: 0,
+        field: "keepalive",
+        ours: "",
+        why: "malformed CONNECT (property length 65313 exceeds the packet): mqscope reports error bad_properties and no body fields; TShark shows the keepalive it read before the exception",
+    },
+    Expected {
+        capture: "mqtt5-excessiveproplen/input.pcap",
+        frame: 4,
+        pdu: 0,
+        field: "properties",
+        ours: "",
+        why: "same malformed CONNECT: TShark lists a property id 0x00 read from the bogus block (0x00 is not an MQTT 5 property); mqscope lists none",
+    },
+    Expected {
+        capture: "mqtt-midstream-split/mqtt-midstream-split.pcap",
+        frame: 4,
+        pdu: 0,
+        field: "properties",
+        ours: "34|18",
+        why: "capture starts midstream (no CONNECT): TShark decodes without a version and shows no properties; mqscope infers MQTT 5 because a 3.1.1 CONNACK is exactly 2 bytes (spec 3.2.1) and this one is 52, and lists its Topic Alias Maximum (0x22) and Assigned Client Identifier (0x12)",
+    },
+    Expected {
+        capture: "mqtt-midstream-split/mqtt-midstream-split.pcap",
+        frame: 10,
+        pdu: 0,
+        field: "payload_len",
+        ours: "35758",
+        why: "same midstream MQTT 5 connection: TShark, decoding as 3.1.1, counts the empty property block's length byte (0x00) as payload; in MQTT 5 it is the property length, so the payload is one byte shorter",
+    },
+    Expected {
+        capture: "mqtt-midstream-split/mqtt-midstream-split.pcap",
+        frame: 12,
+        pdu: 0,
+        field: "reason_codes",
+        ours: "0",
+        why: "MQTT 5 DISCONNECT with remaining length 0 on the midstream MQTT 5 connection: implied reason 0x00 (spec 3.14.2.1)",
+    },
 ];
 
 const TYPE_NAMES: [&str; 16] = [
-    "", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC", "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK",
-    "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
+    "",
+    "CONNECT",
+    "CONNACK",
+    "PUBLISH",
+    "PUBACK",
+    "PUBREC",
+    "PUBREL",
+    "PUBCOMP",
+    "SUBSCRIBE",
+    "SUBACK",
+    "UNSUBSCRIBE",
+    "UNSUBACK",
+    "PINGREQ",
+    "PINGRESP",
+    "DISCONNECT",
+    "AUTH",
 ];
 
 fn s(v: &Value) -> String {
@@ -123,12 +259,29 @@ fn compare_fields(t: &Row, o: &Value) -> Vec<(&'static str, String, String)> {
     let mut f = Vec::new();
     let our_type = s(&o["type"]);
     f.push(("type", TYPE_NAMES[ty].to_string(), our_type.clone()));
-    f.push(("remaining_length", tv("mqtt.len"), s(&o["remaining_length"])));
+    f.push((
+        "remaining_length",
+        tv("mqtt.len"),
+        s(&o["remaining_length"]),
+    ));
     // Direction: the packet's source as TShark saw it must be the side mqscope says sent it.
-    let endpoint = |ip: String, port: String| if ip.contains(':') { format!("[{ip}]:{port}") } else { format!("{ip}:{port}") };
+    let endpoint = |ip: String, port: String| {
+        if ip.contains(':') {
+            format!("[{ip}]:{port}")
+        } else {
+            format!("{ip}:{port}")
+        }
+    };
     let flow = s(&o["flow"]);
-    let (client, broker) = flow.split_once('-').map(|(c, b)| (c.to_string(), b.to_string())).unwrap_or_default();
-    let our_src = if s(&o["dir"]) == "c2s" { client } else { broker };
+    let (client, broker) = flow
+        .split_once('-')
+        .map(|(c, b)| (c.to_string(), b.to_string()))
+        .unwrap_or_default();
+    let our_src = if s(&o["dir"]) == "c2s" {
+        client
+    } else {
+        broker
+    };
     f.push(("src", endpoint(tv("src"), tv("srcport")), our_src));
     // Version: TShark names it on CONNECT (mqtt.ver) and for later packets of a stream
     // whose CONNECT it saw (stream_ver). Without a CONNECT it says "Unknown version";
@@ -155,7 +308,11 @@ fn compare_fields(t: &Row, o: &Value) -> Vec<(&'static str, String, String)> {
         }
         8 => {
             f.push(("sub_topics", tv("mqtt.topic"), joined_str(&o["sub_topics"])));
-            let q = t.get("mqtt.sub.qos").or(t.get("mqtt.subscription_options_qos")).cloned().unwrap_or_default();
+            let q = t
+                .get("mqtt.sub.qos")
+                .or(t.get("mqtt.subscription_options_qos"))
+                .cloned()
+                .unwrap_or_default();
             f.push(("sub_qos", q, joined_nums(&o["sub_qos"])));
         }
         10 => f.push(("sub_topics", tv("mqtt.topic"), joined_str(&o["sub_topics"]))),
@@ -165,12 +322,20 @@ fn compare_fields(t: &Row, o: &Value) -> Vec<(&'static str, String, String)> {
         f.push(("packet_id", tv("mqtt.msgid"), s(&o["packet_id"])));
     }
     let codes_col = match ty {
-        2 => Some(if t.contains_key("mqtt.conack.val") { "mqtt.conack.val" } else { "mqtt.connack.reason_code" }),
+        2 => Some(if t.contains_key("mqtt.conack.val") {
+            "mqtt.conack.val"
+        } else {
+            "mqtt.connack.reason_code"
+        }),
         4 => Some("mqtt.puback.reason_code"),
         5 => Some("mqtt.pubrec.reason_code"),
         6 => Some("mqtt.pubrel.reason_code"),
         7 => Some("mqtt.pubcomp.reason_code"),
-        9 => Some(if t.contains_key("mqtt.suback.qos") { "mqtt.suback.qos" } else { "mqtt.suback.reason_code" }),
+        9 => Some(if t.contains_key("mqtt.suback.qos") {
+            "mqtt.suback.qos"
+        } else {
+            "mqtt.suback.reason_code"
+        }),
         11 => Some("mqtt.unsuback.reason_code"),
         14 => Some("mqtt.disconnect.reason_code"),
         15 => Some("mqtt.auth.reason_code"),
@@ -180,9 +345,20 @@ fn compare_fields(t: &Row, o: &Value) -> Vec<(&'static str, String, String)> {
         f.push(("reason_codes", tv(col), joined_nums(&o["reason_codes"])));
     }
     let props = t.get("mqtt.property_id").map(|p| {
-        p.split('|').map(|h| u8::from_str_radix(h.trim_start_matches("0x"), 16).expect("hex property id").to_string()).collect::<Vec<_>>().join("|")
+        p.split('|')
+            .map(|h| {
+                u8::from_str_radix(h.trim_start_matches("0x"), 16)
+                    .expect("hex property id")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("|")
     });
-    f.push(("properties", props.unwrap_or_default(), joined_nums(&o["properties"])));
+    f.push((
+        "properties",
+        props.unwrap_or_default(),
+        joined_nums(&o["properties"]),
+    ));
     f
 }
 
@@ -205,7 +381,12 @@ fn joined_str(v: &Value) -> String {
 fn every_shared_capture_agrees_with_tshark() {
     let mut captures = Vec::new();
     find_captures(&shared_captures(), &mut captures);
-    assert!(captures.len() >= 40, "expected the shared captures, found {} under {}", captures.len(), shared_captures().display());
+    assert!(
+        captures.len() >= 40,
+        "expected the shared captures, found {} under {}",
+        captures.len(),
+        shared_captures().display()
+    );
     let mut failures = Vec::new();
     let mut used_expectations = vec![false; EXPECTED.len()];
     let mut summary = Vec::new();
@@ -213,16 +394,27 @@ fn every_shared_capture_agrees_with_tshark() {
         let tsv = PathBuf::from(format!("{}.tshark.tsv", cap.display()));
         let rows = read_tsv(&tsv);
         let ours = replay_jsonl(cap);
-        let name = cap.strip_prefix(shared_captures()).unwrap_or(cap).display().to_string();
+        let name = cap
+            .strip_prefix(shared_captures())
+            .unwrap_or(cap)
+            .display()
+            .to_string();
         let mut agree = 0;
         if rows.len() != ours.len() {
-            failures.push(format!("{name}: tshark has {} packets, mqscope {}", rows.len(), ours.len()));
+            failures.push(format!(
+                "{name}: tshark has {} packets, mqscope {}",
+                rows.len(),
+                ours.len()
+            ));
         }
         for (i, (t, o)) in rows.iter().zip(&ours).enumerate() {
             let frame: u64 = t["frame.number"].parse().expect("frame");
             let pdu: usize = t["pdu_index"].parse().expect("pdu_index");
             if o["frame"].as_u64() != Some(frame) {
-                failures.push(format!("{name} packet #{i}: tshark frame {frame}, mqscope frame {}", o["frame"]));
+                failures.push(format!(
+                    "{name} packet #{i}: tshark frame {frame}, mqscope frame {}",
+                    o["frame"]
+                ));
                 continue;
             }
             let mut ok = true;
@@ -230,7 +422,12 @@ fn every_shared_capture_agrees_with_tshark() {
                 if theirs == mine {
                     continue;
                 }
-                let exp = EXPECTED.iter().position(|e| name.ends_with(e.capture) && e.frame == frame && e.pdu == pdu && e.field == field);
+                let exp = EXPECTED.iter().position(|e| {
+                    name.ends_with(e.capture)
+                        && e.frame == frame
+                        && e.pdu == pdu
+                        && e.field == field
+                });
                 match exp {
                     Some(k) if EXPECTED[k].ours == mine => used_expectations[k] = true,
                     _ => {
@@ -248,9 +445,17 @@ fn every_shared_capture_agrees_with_tshark() {
     for (k, used) in used_expectations.iter().enumerate() {
         if !used {
             let e = &EXPECTED[k];
-            failures.push(format!("expected difference no longer happens: {} frame {} {} ({})", e.capture, e.frame, e.field, e.why));
+            failures.push(format!(
+                "expected difference no longer happens: {} frame {} {} ({})",
+                e.capture, e.frame, e.field, e.why
+            ));
         }
     }
     eprintln!("{}", summary.join("\n"));
-    assert!(failures.is_empty(), "{} disagreements:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} disagreements:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

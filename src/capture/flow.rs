@@ -372,7 +372,15 @@ fn feed<S, K: StreamSink<State = S>>(
             seg.seq
         };
         let mut emit = |ev: StreamEvent<'_>| sink.data(info, state, side, ev);
-        let r = mine.segment(seq, seg.payload, seg.missing, seg.fin, stats, limits, &mut emit);
+        let r = mine.segment(
+            seq,
+            seg.payload,
+            seg.missing,
+            seg.fin,
+            stats,
+            limits,
+            &mut emit,
+        );
         if r == Interest::Ignore {
             return r;
         }

@@ -6,7 +6,7 @@
 //! sends must be a CONNECT with a known protocol name and level.
 
 use crate::capture::{FlowInfo, Side, StreamEvent};
-use crate::mqtt::{parse_fixed_header, peek_connect_level, PacketType};
+use crate::mqtt::{PacketType, parse_fixed_header, peek_connect_level};
 
 use super::DissectConfig;
 
@@ -18,7 +18,9 @@ pub(super) enum Classification {
 
 pub(super) enum Classifier {
     /// Decided from ports when the flow opened.
-    ByPort { client_side: Side },
+    ByPort {
+        client_side: Side,
+    },
     Tls,
     /// Wait for the first payload and look for a CONNECT.
     ByContent,
@@ -31,22 +33,47 @@ impl Classifier {
         let a_broker = cfg.ports.contains(&pa);
         let b_broker = cfg.ports.contains(&pb);
         match (a_broker, b_broker) {
-            (false, true) => return Classifier::ByPort { client_side: Side::A },
-            (true, false) => return Classifier::ByPort { client_side: Side::B },
+            (false, true) => {
+                return Classifier::ByPort {
+                    client_side: Side::A,
+                };
+            }
+            (true, false) => {
+                return Classifier::ByPort {
+                    client_side: Side::B,
+                };
+            }
             // Both ends on a broker port (bridges between brokers on 1883): the SYN
             // sender is the client; midstream, the first sender seen.
-            (true, true) => return Classifier::ByPort { client_side: flow.syn_from.unwrap_or(Side::A) },
+            (true, true) => {
+                return Classifier::ByPort {
+                    client_side: flow.syn_from.unwrap_or(Side::A),
+                };
+            }
             (false, false) => {}
         }
         if cfg.tls_ports.contains(&pa) || cfg.tls_ports.contains(&pb) {
             return Classifier::Tls;
         }
-        if cfg.detect_by_content { Classifier::ByContent } else { Classifier::NotMqtt }
+        if cfg.detect_by_content {
+            Classifier::ByContent
+        } else {
+            Classifier::NotMqtt
+        }
     }
 
-    pub(super) fn on_event(&mut self, _cfg: &DissectConfig, flow: &FlowInfo, from: Side, ev: &StreamEvent<'_>) -> Classification {
+    pub(super) fn on_event(
+        &mut self,
+        _cfg: &DissectConfig,
+        flow: &FlowInfo,
+        from: Side,
+        ev: &StreamEvent<'_>,
+    ) -> Classification {
         match self {
-            Classifier::ByPort { client_side } => Classification::Mqtt { client_side: *client_side, by_content: false },
+            Classifier::ByPort { client_side } => Classification::Mqtt {
+                client_side: *client_side,
+                by_content: false,
+            },
             Classifier::Tls => Classification::Tls,
             Classifier::NotMqtt => Classification::NotMqtt,
             Classifier::ByContent => {
@@ -64,7 +91,10 @@ impl Classifier {
                 };
                 if decided {
                     *self = Classifier::ByPort { client_side: from };
-                    Classification::Mqtt { client_side: from, by_content: true }
+                    Classification::Mqtt {
+                        client_side: from,
+                        by_content: true,
+                    }
                 } else {
                     *self = Classifier::NotMqtt;
                     Classification::NotMqtt

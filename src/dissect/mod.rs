@@ -18,8 +18,8 @@ mod stream;
 
 use std::net::SocketAddr;
 
+use crate::capture::link::{LinkType, parse_frame};
 use crate::capture::{CloseReason, FlowInfo, FlowTable, Interest, Side, StreamEvent, StreamSink};
-use crate::capture::link::{parse_frame, LinkType};
 use crate::mqtt::{Direction, Session};
 
 pub use config::DissectConfig;
@@ -81,7 +81,12 @@ const EXPIRY_INTERVAL_NS: u64 = 1_000_000_000;
 impl Dissector {
     pub fn new(cfg: DissectConfig) -> Self {
         let flows = FlowTable::new(cfg.flow_limits.clone());
-        Dissector { cfg, flows, stats: DissectStats::default(), last_expiry_ns: 0 }
+        Dissector {
+            cfg,
+            flows,
+            stats: DissectStats::default(),
+            last_expiry_ns: 0,
+        }
     }
 
     pub fn config(&self) -> &DissectConfig {
@@ -98,7 +103,14 @@ impl Dissector {
 
     /// Feed one captured frame. `frame` is its 1-based number in the file, `ts_ns` its
     /// capture time in nanoseconds since the epoch.
-    pub fn on_frame<S: RecordSink>(&mut self, link: LinkType, frame: u64, ts_ns: u64, data: &[u8], sink: &mut S) {
+    pub fn on_frame<S: RecordSink>(
+        &mut self,
+        link: LinkType,
+        frame: u64,
+        ts_ns: u64,
+        data: &[u8],
+        sink: &mut S,
+    ) {
         self.stats.frames += 1;
         self.stats.frame_bytes += data.len() as u64;
         if ts_ns >= self.last_expiry_ns.saturating_add(EXPIRY_INTERVAL_NS) {
@@ -112,14 +124,26 @@ impl Dissector {
             }
         };
         self.stats.tcp_segments += 1;
-        let mut ctx = Ctx { cfg: &self.cfg, stats: &mut self.stats, sink, frame, ts_ns };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            sink,
+            frame,
+            ts_ns,
+        };
         self.flows.on_segment(ts_ns / 1000, &seg, &mut ctx);
     }
 
     /// Close flows idle for longer than the configured timeout, as of `now_ns`.
     pub fn expire<S: RecordSink>(&mut self, now_ns: u64, sink: &mut S) {
         self.last_expiry_ns = now_ns;
-        let mut ctx = Ctx { cfg: &self.cfg, stats: &mut self.stats, sink, frame: 0, ts_ns: now_ns };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            sink,
+            frame: 0,
+            ts_ns: now_ns,
+        };
         self.flows.expire_idle(now_ns / 1000, &mut ctx);
     }
 
@@ -127,7 +151,13 @@ impl Dissector {
     /// `last_frame` is the number of the last frame read, used for packets completed by
     /// the flush.
     pub fn finish<S: RecordSink>(&mut self, last_frame: u64, last_ts_ns: u64, sink: &mut S) {
-        let mut ctx = Ctx { cfg: &self.cfg, stats: &mut self.stats, sink, frame: last_frame, ts_ns: last_ts_ns };
+        let mut ctx = Ctx {
+            cfg: &self.cfg,
+            stats: &mut self.stats,
+            sink,
+            frame: last_frame,
+            ts_ns: last_ts_ns,
+        };
         self.flows.finish(&mut ctx);
     }
 }
@@ -136,10 +166,19 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
     type State = FlowState;
 
     fn open(&mut self, flow: &FlowInfo) -> FlowState {
-        FlowState { classifier: Classifier::new(self.cfg, flow), mqtt: None }
+        FlowState {
+            classifier: Classifier::new(self.cfg, flow),
+            mqtt: None,
+        }
     }
 
-    fn data(&mut self, flow: &FlowInfo, st: &mut FlowState, from: Side, ev: StreamEvent<'_>) -> Interest {
+    fn data(
+        &mut self,
+        flow: &FlowInfo,
+        st: &mut FlowState,
+        from: Side,
+        ev: StreamEvent<'_>,
+    ) -> Interest {
         if st.mqtt.is_none() {
             match st.classifier.on_event(self.cfg, flow, from, &ev) {
                 Classification::NotMqtt => {
@@ -150,7 +189,10 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
                     self.stats.flows_tls += 1;
                     return Interest::Ignore;
                 }
-                Classification::Mqtt { client_side, by_content } => {
+                Classification::Mqtt {
+                    client_side,
+                    by_content,
+                } => {
                     self.stats.flows_mqtt += 1;
                     if by_content {
                         self.stats.flows_mqtt_by_content += 1;
@@ -158,7 +200,11 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
                     let (client, broker) = side_addrs(flow, client_side);
                     let midstream = flow.syn_from.is_none();
                     st.mqtt = Some(Box::new(MqttFlow {
-                        meta: FlowMeta { id: flow.id, client, broker },
+                        meta: FlowMeta {
+                            id: flow.id,
+                            client,
+                            broker,
+                        },
                         client_side,
                         session: Session::new(self.cfg.session_limits),
                         c2s: DirStream::new(midstream),
@@ -170,12 +216,22 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
         let Some(m) = st.mqtt.as_deref_mut() else {
             return Interest::Continue;
         };
-        let dir = if from == m.client_side { Direction::C2S } else { Direction::S2C };
+        let dir = if from == m.client_side {
+            Direction::C2S
+        } else {
+            Direction::S2C
+        };
         let (stream, meta, session) = match dir {
             Direction::C2S => (&mut m.c2s, &m.meta, &mut m.session),
             Direction::S2C => (&mut m.s2c, &m.meta, &mut m.session),
         };
-        let mut out = stream::Out { cfg: self.cfg, stats: self.stats, sink: self.sink, frame: self.frame, ts_ns: self.ts_ns };
+        let mut out = stream::Out {
+            cfg: self.cfg,
+            stats: self.stats,
+            sink: self.sink,
+            frame: self.frame,
+            ts_ns: self.ts_ns,
+        };
         match ev {
             StreamEvent::Data(bytes) => stream.on_data(bytes, dir, meta, session, &mut out),
             StreamEvent::Gap { missing } => stream.on_gap(missing, &mut out),

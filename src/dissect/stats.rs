@@ -17,7 +17,10 @@ impl KindCounts {
         }
     }
     pub fn get(&self, kind: &str) -> u64 {
-        self.0.iter().find(|(k, _)| *k == kind).map_or(0, |(_, c)| *c)
+        self.0
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map_or(0, |(_, c)| *c)
     }
     pub fn total(&self) -> u64 {
         self.0.iter().map(|(_, c)| c).sum()

@@ -7,7 +7,7 @@
 //! midstream start the stream is unsynchronised until a plausible fixed header is found.
 
 use crate::mqtt::session::TopicResolution;
-use crate::mqtt::{parse_fixed_header, Direction, FixedHeader, Packet, PacketType, Session};
+use crate::mqtt::{Direction, FixedHeader, Packet, PacketType, Session, parse_fixed_header};
 
 use super::record::{FlowMeta, MqttRecord};
 use super::{DissectConfig, DissectStats, RecordSink};
@@ -32,7 +32,11 @@ pub(super) struct DirStream {
 
 impl DirStream {
     pub(super) fn new(midstream: bool) -> DirStream {
-        DirStream { buf: Vec::new(), skip: 0, synced: !midstream }
+        DirStream {
+            buf: Vec::new(),
+            skip: 0,
+            synced: !midstream,
+        }
     }
 
     pub(super) fn pending_bytes(&self) -> usize {
@@ -104,7 +108,12 @@ impl DirStream {
     }
 
     /// Keep the start of a packet that continues in later segments, within the total bound.
-    fn start_pending<S: RecordSink>(&mut self, data: &[u8], h: Option<FixedHeader>, out: &mut Out<'_, S>) {
+    fn start_pending<S: RecordSink>(
+        &mut self,
+        data: &[u8],
+        h: Option<FixedHeader>,
+        out: &mut Out<'_, S>,
+    ) {
         let want = h.map_or(5, |h| h.total_len());
         if out.stats.pending_bytes + want as u64 > out.cfg.max_pending_total as u64 {
             // Over the global bound: give the packet up, skip it by length if known.
@@ -177,7 +186,10 @@ impl DirStream {
 
     /// Drop the pending packet and give its bytes back to the global bound.
     fn release<S: RecordSink>(&mut self, out: &mut Out<'_, S>) {
-        out.stats.pending_bytes = out.stats.pending_bytes.saturating_sub(self.buf.len() as u64);
+        out.stats.pending_bytes = out
+            .stats
+            .pending_bytes
+            .saturating_sub(self.buf.len() as u64);
         self.buf.clear();
         // Don't keep a large allocation alive for the rest of a long connection.
         if self.buf.capacity() > 64 * 1024 {
@@ -259,7 +271,13 @@ impl DirStream {
     /// Look for a packet boundary. A few trailing bytes that might begin a packet are
     /// kept in `buf` (at most a fixed header's worth) and judged with the next segment:
     /// a midstream capture often starts with a segment holding just the first byte.
-    fn resync<'d, S: RecordSink>(&mut self, data: &'d [u8], session: &Session, _dir: Direction, out: &mut Out<'_, S>) -> &'d [u8] {
+    fn resync<'d, S: RecordSink>(
+        &mut self,
+        data: &'d [u8],
+        session: &Session,
+        _dir: Direction,
+        out: &mut Out<'_, S>,
+    ) -> &'d [u8] {
         out.stats.resyncs += u64::from(self.buf.is_empty());
         if !self.buf.is_empty() {
             // Judge each stashed offset with the new bytes appended (bounded copy).
@@ -270,7 +288,9 @@ impl DirStream {
             for off in 0..stash.len() {
                 let rest = &joined[off..];
                 let incomplete = matches!(parse_fixed_header(rest), Ok(None));
-                if (incomplete && first_byte_plausible(rest[0])) || plausible_at(rest, out.cfg.max_packet_size, session) {
+                if (incomplete && first_byte_plausible(rest[0]))
+                    || plausible_at(rest, out.cfg.max_packet_size, session)
+                {
                     out.stats.resync_skipped_bytes += off as u64;
                     self.synced = true;
                     // The packet starts inside the stash: it becomes the pending packet.
@@ -338,7 +358,9 @@ fn plausible_at(data: &[u8], max: u32, session: &Session) -> bool {
         return false;
     }
     let rest = &data[total..];
-    rest.is_empty() || plausible_header(rest, max).is_some() || parse_fixed_header(rest).is_ok_and(|h| h.is_none())
+    rest.is_empty()
+        || plausible_header(rest, max).is_some()
+        || parse_fixed_header(rest).is_ok_and(|h| h.is_none())
 }
 
 /// Packets up to this size are decoded to confirm a resync candidate.
@@ -354,7 +376,9 @@ fn plausible_header(data: &[u8], max: u32) -> Option<FixedHeader> {
     let rl = h.remaining_length;
     let ok = match t {
         PacketType::Publish => (flags >> 1) & 3 != 3 && rl >= 2,
-        PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => flags == 2 && rl >= 2,
+        PacketType::PubRel | PacketType::Subscribe | PacketType::Unsubscribe => {
+            flags == 2 && rl >= 2
+        }
         PacketType::PingReq | PacketType::PingResp => flags == 0 && rl == 0,
         PacketType::Connect => flags == 0 && rl >= 10,
         PacketType::Disconnect | PacketType::Auth => flags == 0,
@@ -387,8 +411,12 @@ fn emit<S: RecordSink>(
                 match session.resolve_topic(dir, publish) {
                     TopicResolution::AsIs => topic = Some(publish.topic),
                     TopicResolution::FromAlias(t) => topic = Some(t),
-                    TopicResolution::UnknownAlias(_) => violation = violation.or(Some("unknown_topic_alias")),
-                    TopicResolution::AliasRejected(_) => violation = violation.or(Some("topic_alias_rejected")),
+                    TopicResolution::UnknownAlias(_) => {
+                        violation = violation.or(Some("unknown_topic_alias"))
+                    }
+                    TopicResolution::AliasRejected(_) => {
+                        violation = violation.or(Some("topic_alias_rejected"))
+                    }
                 }
             }
             if let Some(v) = violation {
@@ -412,7 +440,13 @@ fn emit<S: RecordSink>(
 }
 
 /// Report a packet skipped for its size: its header is all we look at.
-fn emit_oversized<S: RecordSink>(h: FixedHeader, dir: Direction, meta: &FlowMeta, session: &Session, out: &mut Out<'_, S>) {
+fn emit_oversized<S: RecordSink>(
+    h: FixedHeader,
+    dir: Direction,
+    meta: &FlowMeta,
+    session: &Session,
+    out: &mut Out<'_, S>,
+) {
     out.stats.count_packet(h.type_nibble(), dir, h.total_len());
     out.stats.oversized += 1;
     out.stats.count_error(crate::mqtt::DecodeError::Oversized);
@@ -432,5 +466,8 @@ fn emit_oversized<S: RecordSink>(h: FixedHeader, dir: Direction, meta: &FlowMeta
 }
 
 fn first_violation(h: &FixedHeader, p: &Packet<'_>, level: u8) -> Option<&'static str> {
-    crate::mqtt::validate::violations(h, p, level).iter().next().map(|v| v.kind())
+    crate::mqtt::validate::violations(h, p, level)
+        .iter()
+        .next()
+        .map(|v| v.kind())
 }

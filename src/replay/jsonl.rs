@@ -17,7 +17,11 @@ pub struct JsonlWriter<W: Write> {
 
 impl<W: Write> JsonlWriter<W> {
     pub fn new(out: W) -> Self {
-        JsonlWriter { out, error: None, scratch: Vec::with_capacity(1024) }
+        JsonlWriter {
+            out,
+            error: None,
+            scratch: Vec::with_capacity(1024),
+        }
     }
 
     pub fn write(&mut self, r: &MqttRecord<'_>) {
@@ -84,7 +88,13 @@ pub fn format_record(o: &mut Vec<u8>, r: &MqttRecord<'_>) {
     if let Ok(p) = &r.packet {
         fill(&mut f, p, r, v5);
     }
-    let _ = write!(o, "{{\"frame\":{},\"ts\":{}.{:09}", r.frame, r.ts_ns / 1_000_000_000, r.ts_ns % 1_000_000_000);
+    let _ = write!(
+        o,
+        "{{\"frame\":{},\"ts\":{}.{:09}",
+        r.frame,
+        r.ts_ns / 1_000_000_000,
+        r.ts_ns % 1_000_000_000
+    );
     let _ = write!(o, ",\"flow\":\"{}-{}\"", r.flow.client, r.flow.broker);
     o.extend_from_slice(match r.dir {
         Direction::C2S => b",\"dir\":\"c2s\"",
@@ -152,7 +162,13 @@ fn fill<'a>(f: &mut Fields<'a>, p: &'a Packet<'a>, r: &MqttRecord<'a>, v5: bool)
     f.properties = v5;
     // MQTT 5 lets a sender omit a success reason code (spec 3.4.2.1, 3.14.2.1, 3.15.2.1):
     // the record shows the code the receiver acts on.
-    let implied = |rc: Option<u8>| if v5 { Some(Codes::One(rc.unwrap_or(0))) } else { None };
+    let implied = |rc: Option<u8>| {
+        if v5 {
+            Some(Codes::One(rc.unwrap_or(0)))
+        } else {
+            None
+        }
+    };
     match p {
         Packet::Connect(c) => {
             f.client_id = Some(c.client_id);
@@ -203,14 +219,18 @@ fn property_ids<'a>(p: &'a Packet<'a>) -> impl Iterator<Item = u8> + 'a {
         Packet::Connect(c) => (Some(c.properties), c.will.map(|w| w.properties)),
         Packet::ConnAck(c) => (Some(c.properties), None),
         Packet::Publish(x) => (Some(x.properties), None),
-        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => (Some(a.properties), None),
+        Packet::PubAck(a) | Packet::PubRec(a) | Packet::PubRel(a) | Packet::PubComp(a) => {
+            (Some(a.properties), None)
+        }
         Packet::Subscribe(s) => (Some(s.properties), None),
         Packet::SubAck(s) | Packet::UnsubAck(s) => (Some(s.properties), None),
         Packet::Unsubscribe(u) => (Some(u.properties), None),
         Packet::PingReq | Packet::PingResp => (None, None),
         Packet::Disconnect(d) | Packet::Auth(d) => (Some(d.properties), None),
     };
-    main.into_iter().chain(will).flat_map(|props| props.iter().map(|p| p.id()))
+    main.into_iter()
+        .chain(will)
+        .flat_map(|props| props.iter().map(|p| p.id()))
 }
 
 fn key_str(o: &mut Vec<u8>, k: &str, v: Option<MqttStr<'_>>) {

@@ -61,7 +61,10 @@ fn replay_one<S: RecordSink>(
     sink: &mut S,
     last_ts: &mut u64,
 ) -> FileReport {
-    let mut rep = FileReport { path: path.to_path_buf(), ..Default::default() };
+    let mut rep = FileReport {
+        path: path.to_path_buf(),
+        ..Default::default()
+    };
     // Nanosecond precision: libpcap scales microsecond files up, so both kinds of file
     // (and pcapng with any if_tsresol) give exact timestamps.
     let mut cap = match pcap::Capture::from_file_with_precision(path, pcap::Precision::Nano) {
@@ -86,14 +89,20 @@ fn replay_one<S: RecordSink>(
             Err(pcap::Error::NoMorePackets) => break,
             Err(e) => {
                 // A truncated or corrupt file: keep what was read so far.
-                rep.error = Some(format!("{}: stopped after frame {}: {e}", path.display(), rep.frames));
+                rep.error = Some(format!(
+                    "{}: stopped after frame {}: {e}",
+                    path.display(),
+                    rep.frames
+                ));
                 break;
             }
         };
         rep.frames += 1;
         let ts = &pkt.header.ts;
         // With Precision::Nano the tv_usec field carries nanoseconds.
-        let ts_ns = (ts.tv_sec.max(0) as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_usec.max(0) as u64);
+        let ts_ns = (ts.tv_sec.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_usec.max(0) as u64);
         *last_ts = ts_ns;
         dissector.on_frame(link, rep.frames, ts_ns, pkt.data, sink);
         if let Some(p) = progress {

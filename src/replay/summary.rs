@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::capture::CaptureStats;
 use crate::dissect::DissectStats;
@@ -45,7 +45,11 @@ impl ReplayReport {
             }
             o.push('\n');
         }
-        let _ = writeln!(o, "  frames:        {} ({} bytes), TCP segments {}", s.frames, s.frame_bytes, s.tcp_segments);
+        let _ = writeln!(
+            o,
+            "  frames:        {} ({} bytes), TCP segments {}",
+            s.frames, s.frame_bytes, s.tcp_segments
+        );
         if !s.frames_skipped.is_empty() {
             let _ = writeln!(o, "  frames skipped: {}", kinds(s.frames_skipped.iter()));
         }
@@ -66,7 +70,15 @@ impl ReplayReport {
         if !by_type.is_empty() {
             let _ = writeln!(o, "    by type:     {}", by_type.join(", "));
         }
-        let _ = writeln!(o, "  decode errors: {}", if s.decode_errors.is_empty() { "none".into() } else { kinds(s.decode_errors.iter()) });
+        let _ = writeln!(
+            o,
+            "  decode errors: {}",
+            if s.decode_errors.is_empty() {
+                "none".into()
+            } else {
+                kinds(s.decode_errors.iter())
+            }
+        );
         if !s.violations.is_empty() {
             let _ = writeln!(o, "  violations:    {}", kinds(s.violations.iter()));
         }
@@ -74,7 +86,12 @@ impl ReplayReport {
         let _ = writeln!(
             o,
             "  stream:        {} gaps ({} bytes), {} packets lost in gaps, {} resyncs ({} bytes skipped), {} oversized skipped",
-            s.gaps, s.gap_bytes, s.packets_lost_in_gap, s.resyncs, s.resync_skipped_bytes, s.oversized
+            s.gaps,
+            s.gap_bytes,
+            s.packets_lost_in_gap,
+            s.resyncs,
+            s.resync_skipped_bytes,
+            s.oversized
         );
         let _ = writeln!(
             o,
@@ -134,5 +151,7 @@ impl ReplayReport {
 }
 
 fn kinds(it: impl Iterator<Item = (&'static str, u64)>) -> String {
-    it.map(|(k, n)| format!("{k} {n}")).collect::<Vec<_>>().join(", ")
+    it.map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
