@@ -108,6 +108,28 @@ fn tshark_agrees_on_large_payloads_jumbo_loopback_ipv6_and_nanosecond_files() {
 }
 
 #[test]
+fn split_headers_option_really_cuts_inside_fixed_headers() {
+    let base = SynthConfig {
+        packets: 20_000,
+        large_share: 0.05,
+        ..SynthConfig::default()
+    };
+    let p = temp_path("split.pcap");
+    let off = write_capture(&p, &base).unwrap();
+    assert_eq!(off.straddled_headers, 0);
+    let on = write_capture(
+        &p,
+        &SynthConfig {
+            split_headers: true,
+            ..base
+        },
+    )
+    .unwrap();
+    assert!(on.straddled_headers > 0, "{on:?}");
+    let _ = std::fs::remove_file(p);
+}
+
+#[test]
 fn same_seed_same_bytes_other_seed_other_bytes() {
     let cfg = SynthConfig {
         packets: 2_000,

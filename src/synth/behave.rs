@@ -52,6 +52,17 @@ fn send(tally: &mut Tally, side: &mut Side, c2s: bool, level: u8, p: &Packet<'_>
     let before = side.buf.len();
     encode::encode(p, level, &mut side.buf);
     tally.add(p.packet_type(), c2s, side.buf.len() - before);
+    // Fixed header = type byte + remaining-length varint (continuation bit 0x80).
+    let mut hdr_len = 2u8;
+    while hdr_len < 5
+        && side
+            .buf
+            .get(before + usize::from(hdr_len) - 1)
+            .is_some_and(|b| b & 0x80 != 0)
+    {
+        hdr_len += 1;
+    }
+    side.headers.push_back((side.base + before as u64, hdr_len));
     side.written_end()
 }
 

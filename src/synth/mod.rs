@@ -32,7 +32,7 @@ pub use pcap_writer::TsResolution;
 
 /// Bumped whenever the same `SynthConfig` would produce different bytes, so cached
 /// captures (e.g. the benchmark's) are regenerated.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 pub use rng::Rng;
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,11 @@ pub struct SynthConfig {
     pub max_payload: usize,
     /// Share of PUBLISH packets with a large (4 KB..max_payload) payload.
     pub large_share: f64,
+    /// Let TCP segment boundaries fall inside an MQTT fixed header, as real stacks do.
+    /// Off by default because tshark (4.0) then mis-sizes the packet and loses sync for
+    /// the rest of the stream, which would break the tshark cross-check; with it off,
+    /// bodies are still split anywhere and only the 2..5 header bytes stay together.
+    pub split_headers: bool,
     pub ts_resolution: TsResolution,
     /// Time of the first frame, Unix ns.
     pub start_unix_ns: u64,
@@ -87,6 +92,7 @@ impl Default for SynthConfig {
             jumbo_share: 0.05,
             max_payload: 65_536,
             large_share: 0.003,
+            split_headers: false,
             ts_resolution: TsResolution::Micros,
             start_unix_ns: 1_704_067_200_000_000_000, // 2024-01-01T00:00:00Z
         }
@@ -112,6 +118,8 @@ pub struct SynthSummary {
     /// PUBLISH packets with an empty topic that rely on an MQTT 5 topic alias.
     pub alias_only_publishes: u64,
     pub largest_payload: u64,
+    /// MQTT fixed headers cut across two TCP segments (0 unless `split_headers`).
+    pub straddled_headers: u64,
     pub connections: u64,
     /// Connections per protocol level; index 3, 4, 5 used.
     pub connections_by_level: [u64; 6],

@@ -37,6 +37,9 @@ pub struct Side {
     /// Next sequence number expected from the peer (what this side ACKs).
     pub rcv_nxt: u32,
     pub one_way_ns: u64,
+    /// (absolute offset, length) of the fixed headers of packets not yet fully sent,
+    /// so segmentation can tell whether a cut falls inside one.
+    pub headers: VecDeque<(u64, u8)>,
 }
 
 impl Side {
@@ -45,6 +48,7 @@ impl Side {
             in_flight: VecDeque::new(),
             rcv_nxt: 0,
             one_way_ns,
+            headers: VecDeque::new(),
             seq: isn,
             ip_id,
             buf: Vec::new(),
@@ -81,6 +85,11 @@ pub struct FrameOut<'w, W: Write> {
     /// Last timestamp written: keeps the file's time monotonic when a burst of
     /// back-to-back segments runs past the next scheduled event.
     pub last_ts: u64,
+    /// Cut segments anywhere, even inside an MQTT fixed header (as a real stack does).
+    /// When false, a cut that would fall inside a fixed header is moved to its start.
+    pub split_headers: bool,
+    /// Fixed headers that straddle two segments (only with `split_headers`).
+    pub straddled_headers: u64,
 }
 
 impl<W: Write> FrameOut<'_, W> {
@@ -165,7 +174,25 @@ impl<W: Write> FrameOut<'_, W> {
         let mut ts = ts;
         let mut n = 0;
         while from.sent < from.buf.len() && n < max_segs {
-            let len = (from.buf.len() - from.sent).min(mss);
+            let mut len = (from.buf.len() - from.sent).min(mss);
+            let seg_start = from.sent_end();
+            let cut = seg_start + len as u64;
+            while let Some(&(h_start, h_len)) = from.headers.front() {
+                let h_end = h_start + u64::from(h_len);
+                if h_end <= cut {
+                    from.headers.pop_front(); // wholly in this or an earlier segment
+                    continue;
+                }
+                if h_start < cut {
+                    // The cut falls inside this header.
+                    if self.split_headers || h_start <= seg_start {
+                        self.straddled_headers += 1;
+                    } else {
+                        len = (h_start - seg_start) as usize;
+                    }
+                }
+                break;
+            }
             let end = from.sent + len;
             // PSH marks the end of what the application handed over, as Linux does.
             let psh = if end == from.buf.len() { frame::PSH } else { 0 };
@@ -194,5 +221,62 @@ impl<W: Write> FrameOut<'_, W> {
             from.sent = 0;
         }
         Ok((n, ts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::synth::frame::IpPair;
+    use crate::synth::pcap_writer::TsResolution;
+
+    fn addrs() -> FlowAddrs {
+        FlowAddrs {
+            client_mac: [2, 0, 0, 0, 0, 1],
+            server_mac: [2, 0, 0, 0, 0, 2],
+            ip: IpPair::V4 {
+                client: [10, 0, 0, 2],
+                server: [10, 0, 0, 1],
+            },
+            client_port: 40_000,
+            server_port: 1883,
+        }
+    }
+
+    /// Two packets: the second one's 3-byte fixed header starts 1 byte before the MSS.
+    /// Returns the TCP payload lengths of the segments and the straddle count.
+    fn cut(split_headers: bool) -> (Vec<usize>, u64) {
+        let mut w = PcapWriter::new(Vec::new(), TsResolution::Micros).unwrap();
+        let mut out = FrameOut {
+            w: &mut w,
+            hdr: [0; frame::MAX_HDR],
+            last_ts: 0,
+            split_headers,
+            straddled_headers: 0,
+        };
+        let mut side = Side::new(1000, 1, 0);
+        side.buf = vec![0u8; 1459 + 300];
+        side.headers.push_back((0, 3));
+        side.headers.push_back((1459, 3));
+        let (n, _) = out.data(0, &addrs(), true, &mut side, 1, 1460, 10).unwrap();
+        let straddled = out.straddled_headers;
+        let bytes = w.finish().unwrap();
+        // Walk the records: 16-byte record header, 14 Ethernet + 20 IP + 20 TCP.
+        let mut lens = Vec::new();
+        let mut off = 24;
+        while off + 16 <= bytes.len() {
+            let incl = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
+            lens.push(incl - 54);
+            off += 16 + incl;
+        }
+        assert_eq!(lens.len(), n);
+        assert_eq!(side.seq, 1000 + 1759, "every byte sent exactly once");
+        (lens, straddled)
+    }
+
+    #[test]
+    fn cut_moves_to_header_start_unless_splitting_is_allowed() {
+        assert_eq!(cut(false), (vec![1459, 300], 0));
+        assert_eq!(cut(true), (vec![1460, 299], 1));
     }
 }

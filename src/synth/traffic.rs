@@ -46,6 +46,8 @@ pub(super) fn run<W: Write>(cfg: &SynthConfig, w: &mut PcapWriter<W>) -> io::Res
             w,
             hdr: [0; frame::MAX_HDR],
             last_ts: 0,
+            split_headers: cfg.split_headers,
+            straddled_headers: 0,
         },
         clock: Clock::default(),
         slots: Vec::new(),
@@ -76,6 +78,7 @@ pub(super) fn run<W: Write>(cfg: &SynthConfig, w: &mut PcapWriter<W>) -> io::Res
     s.alias_only_publishes = tally.alias_only_publishes;
     s.largest_payload = tally.largest_payload;
     s.last_ts_ns = sim.out.last_ts;
+    s.straddled_headers = sim.out.straddled_headers;
     Ok(s)
 }
 

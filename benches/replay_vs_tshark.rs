@@ -1,0 +1,320 @@
+//! `cargo bench --bench replay_vs_tshark`: mqscope replay vs tshark on the same
+//! synthetic capture, both checked against the generator's exact ground truth.
+//!
+//! Environment:
+//! - `MQSCOPE_BENCH_PACKETS` (default 1 000 000): target MQTT packets in the capture.
+//! - `MQSCOPE_BENCH_SKIP_TSHARK=1`: time mqscope only (tshark takes minutes).
+//! - `MQSCOPE_BENCH_BIN`: use this mqscope binary instead of the one cargo built.
+//!
+//! The capture is cached in `target/bench-data/` keyed by packet count, seed and
+//! generator version, with its ground truth next to it (`.truth.json`).
+//! Exit status is non-zero when mqscope's counts differ from the truth or a target
+//! is missed; a tshark count mismatch is reported loudly but does not fail the run
+//! (tshark is the reference for *validity*, checked exactly by tests/synth_tshark.rs).
+
+use mqscope::synth::{GENERATOR_VERSION, SynthConfig, SynthSummary, write_capture};
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGET_RATE: f64 = 2_000_000.0;
+const TARGET_RATIO: f64 = 50.0;
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    generator_version: u32,
+    config: SynthConfig,
+    summary: SynthSummary,
+}
+
+fn main() -> ExitCode {
+    let packets = std::env::var("MQSCOPE_BENCH_PACKETS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000u64);
+    let cfg = SynthConfig {
+        packets,
+        ..SynthConfig::default()
+    };
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-data");
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("cannot create {}: {e}", dir.display());
+        return ExitCode::FAILURE;
+    }
+    let (pcap, truth) = match capture(&dir, &cfg) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("generating the capture failed: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ok = true;
+
+    println!("capture        {}", pcap.display());
+    println!(
+        "file size      {:.1} MB ({} bytes)",
+        truth.file_bytes as f64 / 1e6,
+        truth.file_bytes
+    );
+    println!("frames         {}", truth.frames);
+    println!("MQTT packets   {}", truth.mqtt_packets);
+    println!(
+        "connections    {} (v3.1 {}, v3.1.1 {}, v5 {}; ipv6 {}, loopback {}, jumbo {})",
+        truth.connections,
+        truth.connections_by_level[3],
+        truth.connections_by_level[4],
+        truth.connections_by_level[5],
+        truth.ipv6_connections,
+        truth.loopback_connections,
+        truth.jumbo_connections
+    );
+    warm_page_cache(&pcap);
+
+    // mqscope: one process, single-threaded by design. Wall time is what the targets
+    // are judged on; CPU time (user+sys of the child) is printed to show it used one core.
+    let bin = std::env::var_os("MQSCOPE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_mqscope")));
+    let out_json = dir.join("replay-summary.json");
+    let _ = std::fs::remove_file(&out_json);
+    let mut cmd = Command::new(&bin);
+    cmd.args(["replay", "--format", "none", "--summary-json"])
+        .arg(&out_json)
+        .arg(&pcap)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let cpu0 = children_cpu();
+    let t = Instant::now();
+    let res = cmd.output();
+    let mq_wall = t.elapsed();
+    let mq_cpu = children_cpu().saturating_sub(cpu0);
+    let mq_ok = match res {
+        Ok(o) if o.status.success() => true,
+        Ok(o) => {
+            eprintln!(
+                "!!! mqscope replay failed ({}): {}",
+                o.status,
+                String::from_utf8_lossy(&o.stderr)
+            );
+            false
+        }
+        Err(e) => {
+            eprintln!("!!! cannot run {}: {e}", bin.display());
+            false
+        }
+    };
+    ok &= mq_ok;
+    let mut mq_rate = None;
+    if mq_ok {
+        let counts_ok = match check_mqscope(&out_json, &truth) {
+            Ok(()) => {
+                println!("mqscope counts match the ground truth (total and per type)");
+                true
+            }
+            Err(msg) => {
+                eprintln!("!!! MQSCOPE COUNT MISMATCH: {msg}");
+                false
+            }
+        };
+        ok &= counts_ok;
+        let rate = truth.mqtt_packets as f64 / mq_wall.as_secs_f64();
+        println!(
+            "mqscope        {:.3} s wall, {:.3} s cpu, {:.0} packets/s (wall), {:.0} packets/s (cpu), {:.0} MB/s",
+            mq_wall.as_secs_f64(),
+            mq_cpu.as_secs_f64(),
+            rate,
+            truth.mqtt_packets as f64 / mq_cpu.as_secs_f64().max(1e-9),
+            truth.file_bytes as f64 / 1e6 / mq_wall.as_secs_f64()
+        );
+        // A fast run that decoded the wrong thing proves nothing: speed verdicts only
+        // count when the counts are right.
+        if counts_ok {
+            mq_rate = Some(rate);
+        }
+        ok &= verdict(
+            "mqscope >= 2 000 000 MQTT packets/s (single process, wall clock)",
+            counts_ok && rate >= TARGET_RATE,
+        );
+    }
+    if std::env::var_os("MQSCOPE_BENCH_SKIP_TSHARK").is_some() {
+        println!("tshark         skipped (MQSCOPE_BENCH_SKIP_TSHARK)");
+    } else {
+        match run_tshark(&pcap) {
+            Ok((counts, wall)) => {
+                let total: u64 = counts.iter().sum();
+                if counts != truth.by_type {
+                    eprintln!(
+                        "!!! tshark per-type counts differ from the ground truth:\n    tshark {:?}\n    truth  {:?}",
+                        counts, truth.by_type
+                    );
+                }
+                let rate = total as f64 / wall.as_secs_f64();
+                println!(
+                    "tshark         {:.3} s wall, {} MQTT packets, {:.0} packets/s",
+                    wall.as_secs_f64(),
+                    total,
+                    rate
+                );
+                if counts == truth.by_type {
+                    println!("tshark counts match the ground truth (per type)");
+                }
+                if mq_rate.is_some() {
+                    let ratio = wall.as_secs_f64() / mq_wall.as_secs_f64();
+                    println!("ratio          mqscope is {ratio:.1}x faster than tshark");
+                    ok &= verdict("mqscope >= 50x tshark", ratio >= TARGET_RATIO);
+                } else {
+                    ok &= verdict("mqscope >= 50x tshark (no valid mqscope run)", false);
+                }
+            }
+            Err(e) => {
+                eprintln!("!!! tshark failed: {e}");
+                ok = false;
+            }
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn verdict(what: &str, pass: bool) -> bool {
+    println!("{} {what}", if pass { "PASS" } else { "FAIL" });
+    pass
+}
+
+/// Returns the cached capture if its recorded config and version match, else
+/// generates it (printing the generation speed).
+fn capture(dir: &Path, cfg: &SynthConfig) -> std::io::Result<(PathBuf, SynthSummary)> {
+    let stem = format!("synth-{}-{:x}-v{GENERATOR_VERSION}", cfg.packets, cfg.seed);
+    let pcap = dir.join(format!("{stem}.pcap"));
+    let truth_path = dir.join(format!("{stem}.truth.json"));
+    if let Ok(text) = std::fs::read_to_string(&truth_path)
+        && let Ok(c) = serde_json::from_str::<Cached>(&text)
+        && c.generator_version == GENERATOR_VERSION
+        && &c.config == cfg
+        && std::fs::metadata(&pcap).map(|m| m.len()).ok() == Some(c.summary.file_bytes)
+    {
+        println!("using cached capture");
+        return Ok((pcap, c.summary));
+    }
+    let t = Instant::now();
+    let summary = write_capture(&pcap, cfg)?;
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "generated      in {s:.2} s: {:.0} MQTT packets/s, {:.0} MB/s",
+        summary.mqtt_packets as f64 / s,
+        summary.file_bytes as f64 / 1e6 / s
+    );
+    let cached = Cached {
+        generator_version: GENERATOR_VERSION,
+        config: cfg.clone(),
+        summary: summary.clone(),
+    };
+    let json = serde_json::to_string_pretty(&cached).map_err(std::io::Error::other)?;
+    std::fs::write(&truth_path, json)?;
+    Ok((pcap, summary))
+}
+
+/// Reads the file once so neither tool pays for cold disk reads.
+fn warm_page_cache(path: &Path) {
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let mut buf = vec![0u8; 1 << 20];
+        while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+/// Compares the replay's `--summary-json` with the truth: `mqtt_packets` and every
+/// entry of `packets_by_type`.
+fn check_mqscope(path: &Path, truth: &SynthSummary) -> Result<(), String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
+    let v: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("parsing summary json: {e}"))?;
+    let total = v
+        .get("mqtt_packets")
+        .and_then(|x| x.as_u64())
+        .ok_or("summary json has no numeric mqtt_packets")?;
+    let mut problems = Vec::new();
+    if total != truth.mqtt_packets {
+        problems.push(format!(
+            "mqtt_packets {total} != truth {}",
+            truth.mqtt_packets
+        ));
+    }
+    let by_type = v
+        .get("packets_by_type")
+        .and_then(|x| x.as_object())
+        .ok_or("summary json has no packets_by_type object")?;
+    for t in mqscope::mqtt::PacketType::ALL {
+        let want = truth.by_type[t as usize];
+        let got = by_type.get(t.name()).and_then(|x| x.as_u64()).unwrap_or(0);
+        if got != want {
+            problems.push(format!("{}: {got} != truth {want}", t.name()));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+/// Runs tshark and counts MQTT packets per type while streaming its output (one line
+/// per frame, comma-joined when a frame completes several MQTT packets).
+fn run_tshark(pcap: &Path) -> Result<([u64; 16], Duration), String> {
+    let t = Instant::now();
+    let mut child = Command::new("tshark")
+        .args(["-n", "-r"])
+        .arg(pcap)
+        .args([
+            "-Y",
+            "mqtt",
+            "-T",
+            "fields",
+            "-e",
+            "mqtt.msgtype",
+            "-E",
+            "occurrence=a",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start tshark: {e}"))?;
+    let mut counts = [0u64; 16];
+    let stdout = child.stdout.take().ok_or("no tshark stdout")?;
+    for line in BufReader::with_capacity(1 << 20, stdout).lines() {
+        let line = line.map_err(|e| e.to_string())?;
+        for v in line.split(',') {
+            match v.trim().parse::<usize>() {
+                Ok(n) if n < 16 => counts[n] += 1,
+                _ if v.trim().is_empty() => {}
+                _ => return Err(format!("unexpected tshark field {v:?}")),
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let wall = t.elapsed();
+    if !status.success() {
+        return Err(format!("tshark exited with {status}"));
+    }
+    Ok((counts, wall))
+}
+
+/// User + system CPU time of waited-for children, from /proc/self/stat (cutime and
+/// cstime, fields 16 and 17, in clock ticks of 1/100 s on Linux).
+fn children_cpu() -> Duration {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may contain spaces) start at field 3.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+    Duration::from_millis((ticks(13) + ticks(14)) * 10)
+}
