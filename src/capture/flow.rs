@@ -291,7 +291,8 @@ impl<S> FlowTable<S> {
             id: self.next_id,
             a: seg.src,
             b: seg.dst,
-            syn_from: None,
+            // Known before `open`, so the sink can tell client from server right away.
+            syn_from: (seg.syn && !seg.ack_flag).then_some(Side::A),
             first_frame_ts: ts_us,
             last_frame_ts: ts_us,
         };
@@ -372,7 +373,15 @@ fn feed<S, K: StreamSink<State = S>>(
             seg.seq
         };
         let mut emit = |ev: StreamEvent<'_>| sink.data(info, state, side, ev);
-        let r = mine.segment(seq, seg.payload, seg.missing, seg.fin, stats, limits, &mut emit);
+        let r = mine.segment(
+            seq,
+            seg.payload,
+            seg.missing,
+            seg.fin,
+            stats,
+            limits,
+            &mut emit,
+        );
         if r == Interest::Ignore {
             return r;
         }

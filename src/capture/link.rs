@@ -73,31 +73,43 @@ const NULL_LEN: usize = 4;
 pub fn parse_frame(link: LinkType, frame: &[u8]) -> Result<TcpSegment<'_>, SkipReason> {
     match link {
         LinkType::Ethernet => {
-            let eth = Ethernet2Slice::from_slice_without_fcs(frame)
-                .map_err(|_| SkipReason::Truncated)?;
+            let eth =
+                Ethernet2Slice::from_slice_without_fcs(frame).map_err(|_| SkipReason::Truncated)?;
             parse_ether_payload(eth.ether_type(), eth.payload_slice())
         }
         LinkType::LinuxSll => {
             // packet type(2) ARPHRD(2) addr len(2) addr(8) protocol(2)
-            let (hdr, rest) = frame.split_at_checked(SLL_LEN).ok_or(SkipReason::Truncated)?;
+            let (hdr, rest) = frame
+                .split_at_checked(SLL_LEN)
+                .ok_or(SkipReason::Truncated)?;
             parse_ether_payload(be16(hdr, 14), rest)
         }
         LinkType::LinuxSll2 => {
             // protocol(2) reserved(2) ifindex(4) ARPHRD(2) packet type(1) addr len(1) addr(8)
-            let (hdr, rest) = frame.split_at_checked(SLL2_LEN).ok_or(SkipReason::Truncated)?;
+            let (hdr, rest) = frame
+                .split_at_checked(SLL2_LEN)
+                .ok_or(SkipReason::Truncated)?;
             parse_ether_payload(be16(hdr, 0), rest)
         }
         LinkType::Null => {
-            let (hdr, rest) = frame.split_at_checked(NULL_LEN).ok_or(SkipReason::Truncated)?;
+            let (hdr, rest) = frame
+                .split_at_checked(NULL_LEN)
+                .ok_or(SkipReason::Truncated)?;
             let bytes = [hdr[0], hdr[1], hdr[2], hdr[3]];
             // Host byte order of the machine that captured, which we do not know. A family
             // is a small number, so whichever reading fits in 16 bits is the right one.
             let le = u32::from_le_bytes(bytes);
-            let family = if le <= 0xffff { le } else { u32::from_be_bytes(bytes) };
+            let family = if le <= 0xffff {
+                le
+            } else {
+                u32::from_be_bytes(bytes)
+            };
             parse_bsd_family(family, rest)
         }
         LinkType::Loop => {
-            let (hdr, rest) = frame.split_at_checked(NULL_LEN).ok_or(SkipReason::Truncated)?;
+            let (hdr, rest) = frame
+                .split_at_checked(NULL_LEN)
+                .ok_or(SkipReason::Truncated)?;
             parse_bsd_family(u32::from_be_bytes([hdr[0], hdr[1], hdr[2], hdr[3]]), rest)
         }
         LinkType::RawIp => match frame.first().map(|b| b >> 4) {

@@ -69,7 +69,9 @@ impl<T> LruSlab<T> {
     }
 
     pub fn get_mut(&mut self, idx: u32) -> Option<&mut T> {
-        self.nodes.get_mut(idx as usize).and_then(|n| n.val.as_mut())
+        self.nodes
+            .get_mut(idx as usize)
+            .and_then(|n| n.val.as_mut())
     }
 
     /// Marks `idx` as the most recently active entry.

@@ -25,6 +25,8 @@ pub use link::{LinkType, SkipReason, TcpSegment, parse_frame};
 pub use stats::CaptureStats;
 
 #[cfg(test)]
+mod test_util;
+#[cfg(test)]
 mod tests_flow;
 #[cfg(test)]
 mod tests_link;

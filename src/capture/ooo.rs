@@ -119,7 +119,11 @@ impl OooBuffer {
                     continue;
                 }
             }
-            let next = self.pieces.range((Excluded(pos), Unbounded)).next().map(|(&k, _)| k);
+            let next = self
+                .pieces
+                .range((Excluded(pos), Unbounded))
+                .next()
+                .map(|(&k, _)| k);
             let to = next.map_or(end, |k| k.min(end));
             let (bytes, missing) = seg.piece(pos, to);
             self.bytes += bytes.len();
@@ -148,6 +152,8 @@ fn same_captured_bytes(k: u64, c: &Chunk, seg: &Span<'_>, from: u64, to: u64) ->
         return true;
     }
     let old = c.data.get((a - k) as usize..(b - k) as usize);
-    let new = seg.data.get((a - seg.start) as usize..(b - seg.start) as usize);
+    let new = seg
+        .data
+        .get((a - seg.start) as usize..(b - seg.start) as usize);
     old == new
 }

@@ -153,7 +153,10 @@ fn ethernet_too_many_vlan_tags() {
         f.extend_from_slice(&[0x00, 0x01, 0x81, 0x00]);
     }
     f.extend_from_slice(&raw_v4_tcp(PAYLOAD, &[], &[], 0));
-    assert_eq!(parse_frame(LinkType::Ethernet, &f), Err(SkipReason::TooManyVlanTags));
+    assert_eq!(
+        parse_frame(LinkType::Ethernet, &f),
+        Err(SkipReason::TooManyVlanTags)
+    );
 }
 
 #[test]
@@ -198,7 +201,9 @@ fn linux_sll() {
 #[test]
 fn linux_sll2() {
     // protocol, reserved, ifindex, ARPHRD_ETHER, packet type, addr len, addr[8]
-    let mut f = vec![0x86, 0xdd, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    let mut f = vec![
+        0x86, 0xdd, 0, 0, 0, 0, 0, 3, 0, 1, 4, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+    ];
     assert_eq!(f.len(), 20);
     f.extend_from_slice(&raw_v6_ext_tcp(PAYLOAD));
     let s = parse_frame(LinkType::LinuxSll2, &f).unwrap();
@@ -269,7 +274,9 @@ fn raw_ipv6_with_extension_headers() {
 
 #[test]
 fn ipv6_built_with_packet_builder_syn() {
-    let b = PacketBuilder::ipv6(V6_SRC, V6_DST, 64).tcp(40000, 1883, 77, 1024).syn();
+    let b = PacketBuilder::ipv6(V6_SRC, V6_DST, 64)
+        .tcp(40000, 1883, 77, 1024)
+        .syn();
     let mut f = Vec::new();
     b.write(&mut f, &[]).unwrap();
     let s = parse_frame(LinkType::RawIp, &f).unwrap();
@@ -282,10 +289,16 @@ fn ipv6_built_with_packet_builder_syn() {
 fn ipv4_fragments_are_skipped() {
     // More-fragments set, offset 0: the first fragment.
     let first = raw_v4_tcp(PAYLOAD, &[], &[], 0x2000);
-    assert_eq!(parse_frame(LinkType::RawIp, &first), Err(SkipReason::IpFragment));
+    assert_eq!(
+        parse_frame(LinkType::RawIp, &first),
+        Err(SkipReason::IpFragment)
+    );
     // Offset 185 (x8 = 1480 bytes), MF clear: the last fragment.
     let last = raw_v4_tcp(PAYLOAD, &[], &[], 185);
-    assert_eq!(parse_frame(LinkType::RawIp, &last), Err(SkipReason::IpFragment));
+    assert_eq!(
+        parse_frame(LinkType::RawIp, &last),
+        Err(SkipReason::IpFragment)
+    );
     // Don't-fragment alone is an ordinary packet.
     check_v4(LinkType::RawIp, &raw_v4_tcp(PAYLOAD, &[], &[], 0x4000));
 }
@@ -302,7 +315,10 @@ fn ipv6_fragment_header_is_skipped() {
     f.extend_from_slice(&V6_DST);
     f.extend_from_slice(&frag);
     f.extend_from_slice(&tcp);
-    assert_eq!(parse_frame(LinkType::RawIp, &f), Err(SkipReason::IpFragment));
+    assert_eq!(
+        parse_frame(LinkType::RawIp, &f),
+        Err(SkipReason::IpFragment)
+    );
 }
 
 #[test]
@@ -337,26 +353,49 @@ fn truncated_headers() {
             "keep {keep}"
         );
     }
-    assert_eq!(parse_frame(LinkType::LinuxSll, &[0; 15]), Err(SkipReason::Truncated));
-    assert_eq!(parse_frame(LinkType::LinuxSll2, &[0; 19]), Err(SkipReason::Truncated));
-    assert_eq!(parse_frame(LinkType::Null, &[2, 0, 0]), Err(SkipReason::Truncated));
-    assert_eq!(parse_frame(LinkType::Null, &[2, 0, 0, 0]), Err(SkipReason::Truncated));
-    assert_eq!(parse_frame(LinkType::RawIp, &[]), Err(SkipReason::Truncated));
+    assert_eq!(
+        parse_frame(LinkType::LinuxSll, &[0; 15]),
+        Err(SkipReason::Truncated)
+    );
+    assert_eq!(
+        parse_frame(LinkType::LinuxSll2, &[0; 19]),
+        Err(SkipReason::Truncated)
+    );
+    assert_eq!(
+        parse_frame(LinkType::Null, &[2, 0, 0]),
+        Err(SkipReason::Truncated)
+    );
+    assert_eq!(
+        parse_frame(LinkType::Null, &[2, 0, 0, 0]),
+        Err(SkipReason::Truncated)
+    );
+    assert_eq!(
+        parse_frame(LinkType::RawIp, &[]),
+        Err(SkipReason::Truncated)
+    );
 }
 
 #[test]
 fn not_tcp_and_not_ip() {
-    let b = PacketBuilder::ethernet2([1; 6], [2; 6]).ipv4(V4_SRC, V4_DST, 1).udp(1, 2);
+    let b = PacketBuilder::ethernet2([1; 6], [2; 6])
+        .ipv4(V4_SRC, V4_DST, 1)
+        .udp(1, 2);
     let mut f = Vec::new();
     b.write(&mut f, b"x").unwrap();
     assert_eq!(parse_frame(LinkType::Ethernet, &f), Err(SkipReason::NotTcp));
     let mut arp = eth_header(0x0806);
     arp.extend_from_slice(&[0; 28]);
-    assert_eq!(parse_frame(LinkType::Ethernet, &arp), Err(SkipReason::NotIp));
+    assert_eq!(
+        parse_frame(LinkType::Ethernet, &arp),
+        Err(SkipReason::NotIp)
+    );
     // 802.3 frame: a length, not an EtherType, in bytes 12..14.
     let mut llc = eth_header(0x0040);
     llc.extend_from_slice(&[0xaa; 64]);
-    assert_eq!(parse_frame(LinkType::Ethernet, &llc), Err(SkipReason::NotIp));
+    assert_eq!(
+        parse_frame(LinkType::Ethernet, &llc),
+        Err(SkipReason::NotIp)
+    );
 }
 
 #[test]
@@ -374,7 +413,10 @@ fn malformed_headers() {
     f[2..4].copy_from_slice(&30u16.to_be_bytes());
     assert_eq!(parse_frame(LinkType::RawIp, &f), Err(SkipReason::Malformed));
     // Version 5 on a raw link.
-    assert_eq!(parse_frame(LinkType::RawIp, &[0x50; 40]), Err(SkipReason::NotIp));
+    assert_eq!(
+        parse_frame(LinkType::RawIp, &[0x50; 40]),
+        Err(SkipReason::NotIp)
+    );
 }
 
 #[test]
