@@ -23,7 +23,7 @@ fn v6(ip: [u8; 16], port: u16) -> SocketAddr {
 
 /// IPv4 + TCP (seq 1000, ack 2000, PSH|ACK) + payload, built by hand.
 fn raw_v4_tcp(payload: &[u8], ip_opts: &[u8], tcp_opts: &[u8], frag: u16) -> Vec<u8> {
-    assert!(ip_opts.len() % 4 == 0 && tcp_opts.len() % 4 == 0);
+    assert!(ip_opts.len().is_multiple_of(4) && tcp_opts.len().is_multiple_of(4));
     let ihl = 20 + ip_opts.len();
     let thl = 20 + tcp_opts.len();
     let total = (ihl + thl + payload.len()) as u16;
