@@ -133,7 +133,11 @@ fn run(dirs: &[Dir; 2], pkts: &[Pkt]) -> Collect {
         src: ends[d].0,
         dst: ends[d].1,
         seq: dirs[d].isn,
-        ack: if flags_ack { dirs[1 - d].isn.wrapping_add(1) } else { 0 },
+        ack: if flags_ack {
+            dirs[1 - d].isn.wrapping_add(1)
+        } else {
+            0
+        },
         syn: true,
         ack_flag: flags_ack,
         fin: false,
