@@ -235,13 +235,13 @@ proptest! {
             pkts.push(fin_pkt(1, &dirs[1]));
         }
         let out = run(&dirs, &pkts);
-        for di in 0..2 {
-            let want: Vec<Ev> = if dirs[di].data.is_empty() {
+        for (di, (got, d)) in out.streams.iter().zip(&dirs).enumerate() {
+            let want: Vec<Ev> = if d.data.is_empty() {
                 vec![]
             } else {
-                vec![Ev::Data(dirs[di].data.clone())]
+                vec![Ev::Data(d.data.clone())]
             };
-            prop_assert_eq!(&out.streams[di], &want, "direction {}", di);
+            prop_assert_eq!(got, &want, "direction {}", di);
         }
         if with_fin {
             prop_assert_eq!(&out.closes, &vec![CloseReason::Fin]);
@@ -297,8 +297,8 @@ proptest! {
         pkts.push(fin_pkt(0, &dirs[0]));
         pkts.push(fin_pkt(1, &dirs[1]));
         let out = run(&dirs, &pkts);
-        for di in 0..2 {
-            prop_assert_eq!(&out.streams[di], &want[di], "direction {}", di);
+        for (di, (got, want)) in out.streams.iter().zip(&want).enumerate() {
+            prop_assert_eq!(got, want, "direction {}", di);
         }
     }
 }

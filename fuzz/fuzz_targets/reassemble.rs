@@ -71,7 +71,10 @@ impl StreamSink for Sink {
 }
 
 fn addr(i: u8) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + (i & 1))), 1000 + u16::from(i >> 1))
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + (i & 1))),
+        1000 + u16::from(i >> 1),
+    )
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -100,7 +103,9 @@ fuzz_target!(|data: &[u8]| {
         let [f, who, delta, len, ack] = [op[0], op[1], op[2], op[3], op[4]];
         // 4 endpoints, any ordered pair (src == dst too: a degenerate but legal key).
         let (s, d) = (who & 3, (who >> 2) & 3);
-        let base = cursor.entry((s, d)).or_insert(u32::from(who).wrapping_mul(0x9e37_79b9));
+        let base = cursor
+            .entry((s, d))
+            .or_insert(u32::from(who).wrapping_mul(0x9e37_79b9));
         let seq = if f & 0x80 != 0 {
             // Rare big jump, wrapping around 2^32 now and then.
             base.wrapping_add(u32::from(delta) << 24)
@@ -126,7 +131,11 @@ fuzz_target!(|data: &[u8]| {
             rst: f & 8 == 8 && f & 0x30 == 0x30,
             payload: &payload_buf[..plen],
             truncated: f & 0x40 != 0,
-            missing: if f & 0x40 != 0 { u32::from(len & 0x1f) + 1 } else { 0 },
+            missing: if f & 0x40 != 0 {
+                u32::from(len & 0x1f) + 1
+            } else {
+                0
+            },
         };
         if f & 1 == 0 && f & 0x80 == 0 {
             *cursor.entry((s, d)).or_default() = seq.wrapping_add(plen as u32);
@@ -136,8 +145,14 @@ fuzz_target!(|data: &[u8]| {
 
         let u = table.buffer_usage();
         assert!(u.total_bytes <= limits.max_ooo_bytes_total, "{u:?}");
-        assert!(u.max_direction_bytes <= limits.max_ooo_bytes_per_direction, "{u:?}");
-        assert!(u.max_direction_segments <= limits.max_ooo_segments_per_direction, "{u:?}");
+        assert!(
+            u.max_direction_bytes <= limits.max_ooo_bytes_per_direction,
+            "{u:?}"
+        );
+        assert!(
+            u.max_direction_segments <= limits.max_ooo_segments_per_direction,
+            "{u:?}"
+        );
         assert_eq!(table.stats().ooo_bytes_buffered, u.total_bytes as u64);
         assert!(table.len() <= limits.max_flows);
     }
