@@ -4,7 +4,7 @@
 //! Bounded everywhere: at most `max_flows` flows (least recently active evicted), idle
 //! flows expire, out-of-order buffers are capped per direction and in total.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::link::TcpSegment;
 use super::lru::LruSlab;
@@ -96,14 +96,26 @@ pub struct BufferUsage {
 }
 
 /// Unordered pair of endpoints: both directions of a connection map to the same key.
+/// Endpoints are packed into integers (IPv4 as v4-mapped IPv6) because hashing and
+/// comparing `SocketAddr` (an enum with flow info and scope id for V6) costs several
+/// times more on the per-segment path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
-    lo: SocketAddr,
-    hi: SocketAddr,
+    lo: (u128, u16),
+    hi: (u128, u16),
+}
+
+fn endpoint(a: &SocketAddr) -> (u128, u16) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    (ip, a.port())
 }
 
 impl FlowKey {
-    fn new(x: SocketAddr, y: SocketAddr) -> FlowKey {
+    fn new(x: &SocketAddr, y: &SocketAddr) -> FlowKey {
+        let (x, y) = (endpoint(x), endpoint(y));
         if x <= y {
             FlowKey { lo: x, hi: y }
         } else {
@@ -189,7 +201,7 @@ impl<S> FlowTable<S> {
         // Cheap when nothing is idle: one look at the least recently active flow.
         self.expire_idle(ts_us, sink);
 
-        let key = FlowKey::new(seg.src, seg.dst);
+        let key = FlowKey::new(&seg.src, &seg.dst);
         let mut idx = match self.map.get(&key) {
             Some(&i) => i,
             None => {
