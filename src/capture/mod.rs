@@ -12,6 +12,7 @@ mod limits;
 mod lru;
 mod ooo;
 mod segment;
+mod sink;
 
 pub mod flow;
 pub mod link;
