@@ -4,7 +4,7 @@
 //! Bounded everywhere: at most `max_flows` flows (least recently active evicted), idle
 //! flows expire, out-of-order buffers are capped per direction and in total.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use super::link::TcpSegment;
 use super::lru::LruSlab;
@@ -13,79 +13,7 @@ use super::stats::CaptureStats;
 
 pub use super::event::{Interest, Side, StreamEvent};
 pub use super::limits::FlowLimits;
-
-/// What the consumer learns about a flow.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FlowInfo {
-    /// Unique within one `FlowTable`, increasing in creation order.
-    pub id: u64,
-    /// Sender of the first segment the table saw for this flow.
-    pub a: SocketAddr,
-    pub b: SocketAddr,
-    /// The side that sent a SYN without ACK (the client), when the handshake was seen.
-    pub syn_from: Option<Side>,
-    /// Timestamp (µs) of the flow's first segment.
-    pub first_frame_ts: u64,
-    /// Timestamp (µs) of the flow's most recent segment.
-    pub last_frame_ts: u64,
-}
-
-impl FlowInfo {
-    /// Address of the endpoint on `side`.
-    pub fn addr(&self, side: Side) -> SocketAddr {
-        match side {
-            Side::A => self.a,
-            Side::B => self.b,
-        }
-    }
-}
-
-/// Why a flow ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CloseReason {
-    /// FIN seen in both directions and everything before them delivered.
-    Fin,
-    Rst,
-    /// No segment for `idle_timeout_us`.
-    Idle,
-    /// Pushed out because the table was full.
-    Evicted,
-    /// A new SYN with another initial sequence number reused the 4-tuple.
-    Reused,
-    /// End of capture.
-    Finish,
-}
-
-impl CloseReason {
-    pub fn kind(self) -> &'static str {
-        match self {
-            CloseReason::Fin => "fin",
-            CloseReason::Rst => "rst",
-            CloseReason::Idle => "idle",
-            CloseReason::Evicted => "evicted",
-            CloseReason::Reused => "reused",
-            CloseReason::Finish => "finish",
-        }
-    }
-}
-
-/// The consumer of reassembled streams (the MQTT glue implements this).
-pub trait StreamSink {
-    /// Per-flow state the consumer keeps (e.g. two MQTT frame parsers).
-    type State;
-    /// A flow was created. Called once per flow, before any `data`.
-    fn open(&mut self, flow: &FlowInfo) -> Self::State;
-    /// Next event of the `from` side's byte stream.
-    fn data(
-        &mut self,
-        flow: &FlowInfo,
-        st: &mut Self::State,
-        from: Side,
-        ev: StreamEvent<'_>,
-    ) -> Interest;
-    /// The flow ended. Called exactly once per opened flow; no `data` follows.
-    fn close(&mut self, flow: &FlowInfo, st: Self::State, why: CloseReason);
-}
+pub use super::sink::{CloseReason, FlowInfo, StreamSink};
 
 /// Snapshot of out-of-order buffer use, see [`FlowTable::buffer_usage`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,14 +24,26 @@ pub struct BufferUsage {
 }
 
 /// Unordered pair of endpoints: both directions of a connection map to the same key.
+/// Endpoints are packed into integers (IPv4 as v4-mapped IPv6) because hashing and
+/// comparing `SocketAddr` (an enum with flow info and scope id for V6) costs several
+/// times more on the per-segment path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct FlowKey {
-    lo: SocketAddr,
-    hi: SocketAddr,
+    lo: (u128, u16),
+    hi: (u128, u16),
+}
+
+fn endpoint(a: &SocketAddr) -> (u128, u16) {
+    let ip = match a.ip() {
+        IpAddr::V4(v4) => u128::from(v4.to_ipv6_mapped()),
+        IpAddr::V6(v6) => u128::from(v6),
+    };
+    (ip, a.port())
 }
 
 impl FlowKey {
-    fn new(x: SocketAddr, y: SocketAddr) -> FlowKey {
+    fn new(x: &SocketAddr, y: &SocketAddr) -> FlowKey {
+        let (x, y) = (endpoint(x), endpoint(y));
         if x <= y {
             FlowKey { lo: x, hi: y }
         } else {
@@ -189,7 +129,7 @@ impl<S> FlowTable<S> {
         // Cheap when nothing is idle: one look at the least recently active flow.
         self.expire_idle(ts_us, sink);
 
-        let key = FlowKey::new(seg.src, seg.dst);
+        let key = FlowKey::new(&seg.src, &seg.dst);
         let mut idx = match self.map.get(&key) {
             Some(&i) => i,
             None => {
@@ -291,7 +231,8 @@ impl<S> FlowTable<S> {
             id: self.next_id,
             a: seg.src,
             b: seg.dst,
-            syn_from: None,
+            // Known before `open`, so the sink can tell client from server right away.
+            syn_from: (seg.syn && !seg.ack_flag).then_some(Side::A),
             first_frame_ts: ts_us,
             last_frame_ts: ts_us,
         };

@@ -12,6 +12,7 @@ mod limits;
 mod lru;
 mod ooo;
 mod segment;
+mod sink;
 
 pub mod flow;
 pub mod link;
@@ -24,6 +25,8 @@ pub use limits::FlowLimits;
 pub use link::{LinkType, SkipReason, TcpSegment, parse_frame};
 pub use stats::CaptureStats;
 
+#[cfg(test)]
+mod test_util;
 #[cfg(test)]
 mod tests_flow;
 #[cfg(test)]
