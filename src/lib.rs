@@ -10,6 +10,7 @@
 //! | [`mqtt`] | MQTT 3.1/3.1.1/5 wire format: `Packet`, decoder, encoder, per-connection session state. No I/O. |
 //! | [`capture`] | Link layer → IP → TCP; flow table; per-direction TCP reassembly with gap/overlap handling. No I/O. |
 //! | [`dissect`] | Glue: frames → flows → byte streams → MQTT packets with flow, direction and time (`MqttRecord`). No I/O. |
+//! | [`observe`] | Per-topic and per-client statistics, passive latency, fan-out, wire events; bounded. No I/O, time passed in. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
@@ -18,5 +19,6 @@ pub mod capture;
 pub mod cli;
 pub mod dissect;
 pub mod mqtt;
+pub mod observe;
 pub mod replay;
 pub mod synth;

@@ -32,6 +32,10 @@ use stream::DirStream;
 /// Receives every MQTT control packet (or undecodable packet) in capture order.
 pub trait RecordSink {
     fn record(&mut self, rec: &MqttRecord<'_>);
+
+    /// An MQTT connection's TCP flow ended (FIN, RST, idle, evicted, end of input).
+    /// `ts_ns` is the time of the frame that ended it, or of the expiry check.
+    fn flow_closed(&mut self, _flow: &FlowMeta, _ts_ns: u64, _why: CloseReason) {}
 }
 
 impl<F: FnMut(&MqttRecord<'_>)> RecordSink for F {
@@ -239,8 +243,9 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
         Interest::Continue
     }
 
-    fn close(&mut self, _flow: &FlowInfo, st: FlowState, _why: CloseReason) {
+    fn close(&mut self, _flow: &FlowInfo, st: FlowState, why: CloseReason) {
         if let Some(m) = st.mqtt {
+            self.sink.flow_closed(&m.meta, self.ts_ns, why);
             let pending = m.c2s.pending_bytes() + m.s2c.pending_bytes();
             if pending > 0 {
                 self.stats.incomplete_at_close += 1;

@@ -1,0 +1,1 @@
+//! Stub: topic grouping and per-group statistics (topics work).

@@ -1,0 +1,1 @@
+//! Stub: connections, clients, latency, fan-out, wire events (tracker work).
