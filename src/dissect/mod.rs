@@ -19,7 +19,9 @@ mod stream;
 use std::net::SocketAddr;
 
 use crate::capture::link::{LinkType, parse_frame};
-use crate::capture::{CloseReason, FlowInfo, FlowTable, Interest, Side, StreamEvent, StreamSink};
+use crate::capture::{
+    CloseReason, FlowInfo, FlowTable, Interest, Side, StreamEvent, StreamSink, TcpSegment,
+};
 use crate::mqtt::{Direction, Session};
 
 pub use config::DissectConfig;
@@ -127,6 +129,18 @@ impl Dissector {
                 return;
             }
         };
+        self.on_segment(frame, ts_ns, &seg, sink);
+    }
+
+    /// Feed one TCP segment already parsed from a frame (`on_frame` does the parsing;
+    /// fuzzing and tests use this to skip building frames).
+    pub fn on_segment<S: RecordSink>(
+        &mut self,
+        frame: u64,
+        ts_ns: u64,
+        seg: &TcpSegment<'_>,
+        sink: &mut S,
+    ) {
         self.stats.tcp_segments += 1;
         let mut ctx = Ctx {
             cfg: &self.cfg,
@@ -135,7 +149,7 @@ impl Dissector {
             frame,
             ts_ns,
         };
-        self.flows.on_segment(ts_ns / 1000, &seg, &mut ctx);
+        self.flows.on_segment(ts_ns / 1000, seg, &mut ctx);
     }
 
     /// Close flows idle for longer than the configured timeout, as of `now_ns`.

@@ -38,6 +38,22 @@ pub enum EventKind {
     ClientTakeover,
 }
 
+/// Every kind, in declaration order (the index of `EventQueue::counts`).
+pub const ALL_KINDS: [EventKind; 12] = [
+    EventKind::ConnectRefused,
+    EventKind::AuthFailure,
+    EventKind::SubscribeRefused,
+    EventKind::PublishRefused,
+    EventKind::UnsubscribeRefused,
+    EventKind::Disconnect,
+    EventKind::AuthExchange,
+    EventKind::Malformed,
+    EventKind::ProtocolViolation,
+    EventKind::WildcardSubscribe,
+    EventKind::SysSubscribe,
+    EventKind::ClientTakeover,
+];
+
 impl EventKind {
     pub fn name(self) -> &'static str {
         match self {
@@ -119,7 +135,12 @@ pub struct EventQueue {
 
 impl EventQueue {
     pub fn new(cap: usize) -> EventQueue {
-        EventQueue { q: VecDeque::new(), cap, dropped: 0, counts: [0; 12] }
+        EventQueue {
+            q: VecDeque::new(),
+            cap,
+            dropped: 0,
+            counts: [0; 12],
+        }
     }
 
     pub fn push(&mut self, e: Event) {
