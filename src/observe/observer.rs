@@ -1,0 +1,156 @@
+//! `Observer`: the one entry point of the observation core. A `RecordSink`, so the
+//! dissector feeds it directly; everything it knows comes from the records and the
+//! times they carry.
+
+use serde::Serialize;
+
+use crate::capture::CloseReason;
+use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
+use crate::mqtt::Packet;
+
+use super::sketch::Sketch;
+use super::topics::{TopicCounters, TopicSnapshot, Topics, TopicsConfigError};
+use super::tracker::{LatencySample, Tracker, TrackerOutput, TrackerSnapshot};
+use super::{EventQueue, Exchange, ObserveConfig};
+
+/// How often (in record time) housekeeping runs: expiry of unanswered requests and
+/// fan-out entries, idle topic eviction.
+const TICK_NS: u64 = 1_000_000_000;
+
+pub struct Observer {
+    topics: Topics,
+    tracker: Tracker,
+    events: EventQueue,
+    /// Latency over all topics, per exchange kind.
+    latency: Vec<Sketch>,
+    samples: Vec<LatencySample>,
+    last_tick_ns: u64,
+    /// Latest time seen (records are in capture order, so this only moves forward
+    /// except for the rare reordered capture).
+    now_ns: u64,
+}
+
+/// Everything the observer knows, as owned data for reports and exporters.
+#[derive(Clone, Debug, Serialize)]
+pub struct ObserverSnapshot {
+    pub at_ns: u64,
+    pub topics: Vec<TopicSnapshot>,
+    pub topic_counters: TopicCounters,
+    pub latency: Vec<LatencySummary>,
+    pub tracker: TrackerSnapshot,
+    pub events_by_kind: Vec<(&'static str, u64)>,
+    pub events_dropped: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LatencySummary {
+    pub exchange: &'static str,
+    pub count: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub max: Option<f64>,
+}
+
+impl Observer {
+    pub fn new(cfg: &ObserveConfig) -> Result<Observer, TopicsConfigError> {
+        Ok(Observer {
+            topics: Topics::new(cfg)?,
+            tracker: Tracker::new(cfg),
+            events: EventQueue::new(cfg.max_events_queued),
+            latency: Exchange::ALL.iter().map(|_| Sketch::new()).collect(),
+            samples: Vec::with_capacity(16),
+            last_tick_ns: 0,
+            now_ns: 0,
+        })
+    }
+
+    pub fn events(&mut self) -> &mut EventQueue {
+        &mut self.events
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.topics
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
+    }
+
+    /// Latency sketch over all topics for one exchange kind.
+    pub fn latency(&self, ex: Exchange) -> &Sketch {
+        &self.latency[ex.index()]
+    }
+
+    /// Housekeeping as of `now_ns` (also called from `record` as time advances).
+    pub fn tick(&mut self, now_ns: u64) {
+        self.last_tick_ns = now_ns;
+        self.topics.tick(now_ns);
+        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        self.tracker.tick(now_ns, &mut out);
+        self.flush_samples();
+    }
+
+    fn flush_samples(&mut self) {
+        for s in self.samples.drain(..) {
+            self.latency[s.exchange.index()].record(s.seconds);
+            if let Some(g) = s.group {
+                self.topics.on_latency(g, s.exchange, s.seconds);
+            }
+        }
+    }
+
+    pub fn snapshot(&self) -> ObserverSnapshot {
+        let now = self.now_ns;
+        ObserverSnapshot {
+            at_ns: now,
+            topics: self.topics.snapshot(now),
+            topic_counters: self.topics.counters(),
+            latency: Exchange::ALL
+                .iter()
+                .map(|&ex| {
+                    let s = &self.latency[ex.index()];
+                    LatencySummary {
+                        exchange: ex.name(),
+                        count: s.count(),
+                        p50: s.quantile(0.5),
+                        p90: s.quantile(0.9),
+                        p99: s.quantile(0.99),
+                        max: s.max(),
+                    }
+                })
+                .collect(),
+            tracker: self.tracker.snapshot(now),
+            events_by_kind: super::event::ALL_KINDS.iter().map(|k| (k.name(), self.events.count(*k))).collect(),
+            events_dropped: self.events.dropped,
+        }
+    }
+}
+
+impl RecordSink for Observer {
+    fn record(&mut self, rec: &MqttRecord<'_>) {
+        self.now_ns = self.now_ns.max(rec.ts_ns);
+        if rec.ts_ns >= self.last_tick_ns.saturating_add(TICK_NS) {
+            self.tick(rec.ts_ns);
+        }
+        let group = match (&rec.packet, rec.topic) {
+            (Ok(Packet::Publish(_)), Some(t)) => Some(self.topics.group_of(t.bytes(), rec.ts_ns)),
+            _ => None,
+        };
+        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        self.tracker.on_record(rec, group, &mut out);
+        if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {
+            let client = self.tracker.client_key(rec.flow.id);
+            self.topics.on_publish(g, rec.dir, client, p.qos, p.retain, p.dup, p.payload.len(), rec.ts_ns);
+        }
+        if !self.samples.is_empty() {
+            self.flush_samples();
+        }
+    }
+
+    fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
+        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        self.tracker.on_flow_closed(flow, ts_ns, why, &mut out);
+        self.flush_samples();
+    }
+}
