@@ -162,3 +162,116 @@ fn usage_errors_exit_64() {
     assert_eq!(mqscope(&["frobnicate"]).status.code(), Some(64));
     assert_eq!(mqscope(&["--help"]).status.code(), Some(0));
 }
+
+fn shared(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/captures")
+        .join(rel)
+}
+
+fn summary_of(args: &[&str]) -> Value {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = tmp(&format!("summary-{n}.json"));
+    let mut all = vec!["replay", "--summary-json", path.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = mqscope(&all);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn flows_on_other_ports_are_found_by_their_connect() {
+    // The arkime session runs on port 1883. Declared broker port 1884: the flow is
+    // still MQTT because the client opens with a CONNECT; all 23 packets (TShark) decode.
+    let cap = demo("arkime-mqtt311-session.pcap");
+    let s = summary_of(&["--ports", "1884", cap.to_str().unwrap()]);
+    assert_eq!(s["flows"]["mqtt"], 1);
+    assert_eq!(s["flows"]["mqtt_by_content"], 1);
+    assert_eq!(s["mqtt_packets"], 23);
+    // Without content detection the flow is not MQTT.
+    let s = summary_of(&["--ports", "1884", "--no-detect", cap.to_str().unwrap()]);
+    assert_eq!(s["flows"]["mqtt"], 0);
+    assert_eq!(s["mqtt_packets"], 0);
+}
+
+#[test]
+fn flows_on_tls_ports_are_counted_not_decoded() {
+    let cap = demo("arkime-mqtt311-session.pcap");
+    let s = summary_of(&[
+        "--ports",
+        "1884",
+        "--tls-ports",
+        "1883",
+        cap.to_str().unwrap(),
+    ]);
+    assert_eq!(s["flows"]["tls"], 1);
+    assert_eq!(s["flows"]["mqtt"], 0);
+    assert_eq!(s["mqtt_packets"], 0);
+}
+
+#[test]
+fn oversized_packets_are_skipped_by_length_and_the_stream_stays_in_sync() {
+    // mqtt-limit-2 (TShark TSV): 12 packets, two PUBLISHes of remaining length 100007 and
+    // 100005, then a 1007-byte PUBLISH, PUBACKs, a 107-byte PUBLISH and DISCONNECT.
+    let cap = shared("suricata-verify/mqtt-limit-2/input.pcap");
+    let out = mqscope(&[
+        "replay",
+        "--format",
+        "jsonl",
+        "--max-packet-size",
+        "50000",
+        cap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let recs: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(recs.len(), 12);
+    let oversized: Vec<(u64, u64)> = recs
+        .iter()
+        .filter(|r| r["error"] == "oversized")
+        .map(|r| {
+            (
+                r["frame"].as_u64().unwrap(),
+                r["remaining_length"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // Reported on the frame whose header announced them (the body is skipped, not awaited).
+    assert_eq!(oversized.len(), 2);
+    assert_eq!(
+        oversized.iter().map(|o| o.1).collect::<Vec<_>>(),
+        vec![100007, 100005]
+    );
+    // Everything after them still decodes: the 1000- and 100-byte payloads, the acks, DISCONNECT.
+    let later: Vec<(String, Value)> = recs[recs.len() - 5..]
+        .iter()
+        .map(|r| {
+            (
+                r["type"].as_str().unwrap().to_string(),
+                r["payload_len"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        later,
+        vec![
+            ("PUBLISH".to_string(), Value::from(1000)),
+            ("PUBACK".to_string(), Value::Null),
+            ("PUBLISH".to_string(), Value::from(100)),
+            ("PUBACK".to_string(), Value::Null),
+            ("DISCONNECT".to_string(), Value::Null),
+        ]
+    );
+    assert!(
+        recs.iter()
+            .all(|r| r["error"].is_null() || r["error"] == "oversized")
+    );
+}
