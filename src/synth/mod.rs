@@ -21,6 +21,7 @@
 mod behave;
 mod conn;
 mod content;
+pub mod fanout;
 mod frame;
 pub mod pcap_writer;
 mod rng;
