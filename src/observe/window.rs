@@ -22,6 +22,9 @@ pub struct BucketRing<const L: usize> {
     /// Bucket number (`ts_ns / width_ns`) of the newest bucket; the ring holds buckets
     /// `head - len + 1 ..= head`, slot `b % len`.
     head: u64,
+    /// Slot and start time of bucket `head` (fast path for the common "same bucket").
+    head_slot: usize,
+    head_start_ns: u64,
     slots: Box<[[u32; L]]>,
     totals: [u64; L],
     /// Events that arrived too late for the ring (still in `totals`).
@@ -39,6 +42,8 @@ impl<const L: usize> BucketRing<L> {
         BucketRing {
             width_ns: u64::from(width) * 1_000_000_000,
             head: 0,
+            head_slot: 0,
+            head_start_ns: 0,
             slots: vec![[0u32; L]; len].into_boxed_slice(),
             totals: [0; L],
             too_old: 0,
@@ -52,22 +57,49 @@ impl<const L: usize> BucketRing<L> {
     /// Adds `n` to lane `lane` at time `ts_ns`. Out-of-range lanes are ignored.
     #[inline]
     pub fn add(&mut self, ts_ns: u64, lane: usize, n: u64) {
-        if lane >= L {
-            return;
+        self.add_pair(ts_ns, lane, n, L, 0);
+    }
+
+    /// Adds `a` to lane `lane_a` and `b` to lane `lane_b` at `ts_ns`, finding the bucket
+    /// once (messages and bytes of one PUBLISH). Out-of-range lanes are ignored.
+    #[inline]
+    pub fn add_pair(&mut self, ts_ns: u64, lane_a: usize, a: u64, lane_b: usize, b: u64) {
+        if let Some(t) = self.totals.get_mut(lane_a) {
+            *t = t.saturating_add(a);
         }
-        self.totals[lane] = self.totals[lane].saturating_add(n);
+        if let Some(t) = self.totals.get_mut(lane_b) {
+            *t = t.saturating_add(b);
+        }
+        let Some(slot) = self.slot_at(ts_ns) else {
+            self.too_old += 1;
+            return;
+        };
+        if let Some(s) = self.slots.get_mut(slot) {
+            if let Some(c) = s.get_mut(lane_a) {
+                *c = c.saturating_add(u32::try_from(a).unwrap_or(u32::MAX));
+            }
+            if let Some(c) = s.get_mut(lane_b) {
+                *c = c.saturating_add(u32::try_from(b).unwrap_or(u32::MAX));
+            }
+        }
+    }
+
+    /// Slot of the bucket holding `ts_ns`, advancing the ring if `ts_ns` is newer; `None`
+    /// if it is older than the ring. The newest bucket is found without a division.
+    #[inline]
+    fn slot_at(&mut self, ts_ns: u64) -> Option<usize> {
+        if ts_ns >= self.head_start_ns && ts_ns - self.head_start_ns < self.width_ns {
+            return Some(self.head_slot);
+        }
         let b = ts_ns / self.width_ns;
         if b > self.head {
             self.advance(b);
-        } else if self.head - b >= self.len() {
-            self.too_old += 1;
-            return;
+            return Some(self.head_slot);
         }
-        let slot = (b % self.len()) as usize;
-        if let Some(s) = self.slots.get_mut(slot) {
-            let n32 = u32::try_from(n).unwrap_or(u32::MAX);
-            s[lane] = s[lane].saturating_add(n32);
+        if self.head - b >= self.len() {
+            return None;
         }
+        Some((b % self.len()) as usize)
     }
 
     /// Makes `b` the newest bucket, clearing the buckets between (at most the whole ring).
@@ -80,6 +112,8 @@ impl<const L: usize> BucketRing<L> {
             }
         }
         self.head = b;
+        self.head_slot = (b % self.len()) as usize;
+        self.head_start_ns = b.saturating_mul(self.width_ns);
     }
 
     /// Sum of lane `lane` over the last `secs` seconds ending at `now_ns` (see the module
@@ -107,6 +141,13 @@ impl<const L: usize> BucketRing<L> {
             b += 1;
         }
         sum
+    }
+
+    /// Adds to the lifetime total of `lane` only (statistics folded in from elsewhere).
+    pub fn add_total(&mut self, lane: usize, n: u64) {
+        if let Some(t) = self.totals.get_mut(lane) {
+            *t = t.saturating_add(n);
+        }
     }
 
     /// Lifetime total of lane `lane`.
