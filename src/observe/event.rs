@@ -119,12 +119,7 @@ pub struct EventQueue {
 
 impl EventQueue {
     pub fn new(cap: usize) -> EventQueue {
-        EventQueue {
-            q: VecDeque::new(),
-            cap,
-            dropped: 0,
-            counts: [0; 12],
-        }
+        EventQueue { q: VecDeque::new(), cap, dropped: 0, counts: [0; 12] }
     }
 
     pub fn push(&mut self, e: Event) {
