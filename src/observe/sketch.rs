@@ -70,8 +70,10 @@ fn index_of(x: f64) -> i32 {
     let bits = x.to_bits();
     let e = ((bits >> 52) & 0x7ff) as i32 - 1023;
     let s = f64::from_bits((bits & 0x000f_ffff_ffff_ffff) | 0x3ff0_0000_0000_0000) - 1.0;
-    let l = e as f64 + s * (C + B * s);
-    (l * K).floor() as i32
+    let x = (e as f64 + s * (C + B * s)) * K;
+    // Floor without `f64::floor`, which is a libm call on baseline x86-64.
+    let t = x as i32;
+    if f64::from(t) > x { t - 1 } else { t }
 }
 
 /// Inverse of `L`: the `x` with `L(x) = t`.
