@@ -208,6 +208,8 @@ impl Tracker {
         if !self.closed.is_empty() {
             self.lat.drop_flows(&self.closed);
             self.closed.clear();
+            // A burst of closes should not pin its peak memory (once per tick at most).
+            self.closed.shrink_to(256);
         }
     }
 
