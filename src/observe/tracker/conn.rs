@@ -73,6 +73,8 @@ pub struct Conn {
     pub client_addr: SocketAddr,
     /// The TCP handshake was seen, so the first client byte is the connection's first.
     pub from_start: bool,
+    /// When the connection was last moved to the back of the LRU list.
+    pub touched_ns: u64,
     /// Time of the (first) CONNECT.
     pub connected_at_ns: Option<u64>,
     /// Client id as on the wire, cut to `MAX_ID_LEN` (key into the client table).
@@ -101,8 +103,9 @@ pub struct Conn {
 }
 
 impl Conn {
-    pub fn new(client_addr: SocketAddr, from_start: bool, key: u64) -> Conn {
+    pub fn new(client_addr: SocketAddr, from_start: bool, key: u64, ts_ns: u64) -> Conn {
         Conn {
+            touched_ns: ts_ns,
             client_addr,
             from_start,
             connected_at_ns: None,

@@ -13,8 +13,6 @@ use std::hash::{BuildHasher, Hasher};
 use crate::observe::sketch::Sketch;
 use crate::observe::types::GroupId;
 
-use super::table::OrderedMap;
-
 /// Fixed seed: the same capture gives the same matches on every run.
 const SEED: u64 = 0x6d71_7363_6f70_6566;
 
@@ -28,12 +26,19 @@ pub fn message_hash(topic: &[u8], payload: &[u8]) -> u64 {
     h.finish()
 }
 
-#[derive(Debug)]
+/// One remembered inbound message. `hash == 0` marks a free slot (real hashes are
+/// forced odd).
+#[derive(Clone, Copy, Debug, Default)]
 struct Inbound {
+    hash: u64,
     ts_ns: u64,
-    group: Option<GroupId>,
+    /// `GroupId` + 1; 0 = none.
+    group: u32,
     deliveries: u32,
 }
+
+/// Slots per set: a message can sit in any of the 4 slots of the set its hash picks.
+const WAYS: usize = 4;
 
 /// Counters of the fan-out matcher.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -58,59 +63,98 @@ pub struct FanoutCounters {
     pub evicted: u64,
 }
 
+/// A set-associative table of inbound messages: each lookup touches one set of
+/// `WAYS` adjacent slots (one or two cache lines), with no hash map, list or allocation
+/// after construction. A full set gives up its oldest message (counted `evicted`); a
+/// message found past the window is settled when its slot is reused or at `expire`.
 pub struct Fanout {
-    table: OrderedMap<u64, Inbound>,
+    slots: Vec<Inbound>,
+    sets: usize,
+    live: usize,
     window_ns: u64,
     pub sketch: Sketch,
     pub counters: FanoutCounters,
 }
 
 impl Fanout {
+    /// Room for about `cap` messages (rounded up to whole sets).
     pub fn new(cap: usize, window_ms: u64) -> Fanout {
+        let sets = cap.div_ceil(WAYS).max(1);
         Fanout {
-            table: OrderedMap::new(cap),
+            slots: vec![Inbound::default(); sets * WAYS],
+            sets,
+            live: 0,
             window_ns: window_ms.saturating_mul(1_000_000),
             sketch: Sketch::new(),
             counters: FanoutCounters::default(),
         }
     }
 
+    /// Messages remembered.
     pub fn len(&self) -> usize {
-        self.table.len()
+        self.live
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.table.mem_bytes() + self.sketch.mem_bytes()
+        self.slots.capacity() * std::mem::size_of::<Inbound>() + self.sketch.mem_bytes()
     }
 
-    fn settle(&mut self, deliveries: u32) {
+    fn set(&mut self, h: u64) -> &mut [Inbound] {
+        // High bits pick the set (the low bit is forced to 1 in every hash).
+        let i = ((h >> 32) as usize % self.sets) * WAYS;
+        self.slots.get_mut(i..i + WAYS).unwrap_or(&mut [])
+    }
+
+    fn settle(c: &mut FanoutCounters, deliveries: u32) {
         match deliveries {
-            0 => self.counters.delivered_0 += 1,
-            1 => self.counters.delivered_1 += 1,
-            _ => self.counters.delivered_n += 1,
+            0 => c.delivered_0 += 1,
+            1 => c.delivered_1 += 1,
+            _ => c.delivered_n += 1,
         }
     }
 
     /// A PUBLISH entering the broker. `dup`: a re-send of one already remembered.
     pub fn inbound(&mut self, h: u64, ts_ns: u64, group: Option<GroupId>, dup: bool) {
-        if let Some(i) = self.table.find(&h) {
+        let h = h | 1;
+        let window = self.window_ns;
+        let mut c = self.counters;
+        let mut live = self.live;
+        let set = self.set(h);
+        let new = Inbound {
+            hash: h,
+            ts_ns,
+            group: group.map_or(0, |g| g.0.saturating_add(1)),
+            deliveries: 0,
+        };
+        let slot = if let Some(s) = set.iter_mut().find(|s| s.hash == h) {
             if dup {
                 return;
             }
-            if let Some((_, old)) = self.table.remove_at(i) {
-                self.counters.replaced += 1;
-                self.settle(old.deliveries);
-            }
-        }
-        self.counters.inbound += 1;
-        let e = Inbound {
-            ts_ns,
-            group,
-            deliveries: 0,
+            c.replaced += 1;
+            Self::settle(&mut c, s.deliveries);
+            live -= 1;
+            Some(s)
+        } else if let Some(s) = set.iter_mut().find(|s| s.hash == 0) {
+            Some(s)
+        } else {
+            // Full set: reuse the oldest slot; settle it if it already left the window,
+            // else it is pushed out early.
+            set.iter_mut().min_by_key(|s| s.ts_ns).inspect(|s| {
+                if s.ts_ns.saturating_add(window) <= ts_ns {
+                    Self::settle(&mut c, s.deliveries);
+                } else {
+                    c.evicted += 1;
+                }
+                live -= 1;
+            })
         };
-        if let (_, Some(_)) = self.table.insert(h, e) {
-            self.counters.evicted += 1;
+        if let Some(s) = slot {
+            *s = new;
+            live += 1;
+            c.inbound += 1;
         }
+        self.counters = c;
+        self.live = live;
     }
 
     /// A PUBLISH leaving the broker: fan-out latency in seconds and the inbound
@@ -130,11 +174,12 @@ impl Fanout {
             self.counters.skipped_retained += 1;
             return None;
         }
+        let h = h | 1;
         let window = self.window_ns;
-        let hit = self.table.get_mut(&h).and_then(|e| {
+        let hit = self.set(h).iter_mut().find(|s| s.hash == h).and_then(|e| {
             let d = ts_ns.checked_sub(e.ts_ns).filter(|&d| d <= window)?;
             e.deliveries = e.deliveries.saturating_add(1);
-            Some((d, e.group))
+            Some((d, e.group.checked_sub(1).map(GroupId)))
         });
         match hit {
             Some((d, g)) => {
@@ -150,14 +195,15 @@ impl Fanout {
         }
     }
 
-    /// Settles inbound messages older than the window.
+    /// Settles inbound messages older than the window: one pass over the table, so
+    /// call it at the tick rate, not per packet.
     pub fn expire(&mut self, now_ns: u64) {
-        while let Some((_, e)) = self.table.front() {
-            if e.ts_ns.saturating_add(self.window_ns) > now_ns {
-                break;
-            }
-            if let Some((_, e)) = self.table.pop_front() {
-                self.settle(e.deliveries);
+        let window = self.window_ns;
+        for s in self.slots.iter_mut() {
+            if s.hash != 0 && s.ts_ns.saturating_add(window) <= now_ns {
+                Self::settle(&mut self.counters, s.deliveries);
+                *s = Inbound::default();
+                self.live -= 1;
             }
         }
     }

@@ -48,13 +48,30 @@ impl Stage {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PendKey {
     pub flow: u64,
     pub stage: Stage,
     /// Direction the request travelled.
     pub dir: Direction,
     pub packet_id: u16,
+}
+
+impl std::hash::Hash for PendKey {
+    // One 128-bit write instead of four field writes: this hash runs for every QoS > 0
+    // PUBLISH and every ack.
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        let dir = match self.dir {
+            Direction::C2S => 0u128,
+            Direction::S2C => 1,
+        };
+        h.write_u128(
+            (u128::from(self.flow) << 32)
+                | ((self.stage as u128) << 17)
+                | (dir << 16)
+                | u128::from(self.packet_id),
+        );
+    }
 }
 
 /// The start of a topic, kept inline so remembering a PUBLISH allocates nothing; used

@@ -11,6 +11,8 @@ use super::latency::{Extra, PendKey, Pending, Stage};
 use super::{LatencySample, Tracker, TrackerOutput, addr_key, id_key};
 use crate::observe::types::Exchange;
 
+const TOUCH_EVERY_NS: u64 = 1_000_000_000;
+
 /// MQTT 5 reason code "Session taken over".
 const SESSION_TAKEN_OVER: u8 = 0x8E;
 
@@ -20,7 +22,14 @@ impl Tracker {
     pub(super) fn conn_slot(&mut self, rec: &MqttRecord<'_>) -> u32 {
         let id = rec.flow.id;
         if let Some(i) = self.conns.find(&id) {
-            self.conns.touch(i);
+            // LRU order to the second is enough to pick a victim, and relinking on every
+            // packet would write to three scattered list nodes.
+            if let Some(c) = self.conns.at_mut(i)
+                && rec.ts_ns.saturating_sub(c.touched_ns) >= TOUCH_EVERY_NS
+            {
+                c.touched_ns = rec.ts_ns;
+                self.conns.touch(i);
+            }
             return i;
         }
         self.n.conns_opened += 1;
@@ -28,6 +37,7 @@ impl Tracker {
             rec.flow.client,
             rec.flow.from_start,
             addr_key(rec.flow.client),
+            rec.ts_ns,
         );
         let (i, evicted) = self.conns.insert(id, c);
         if let Some((old_id, old)) = evicted {
