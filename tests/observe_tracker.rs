@@ -838,3 +838,38 @@ fn caps_evict_and_count_and_memory_stays_bounded() {
     assert!(mem <= mem_at_200 + mem_at_200 / 10, "{mem} vs {mem_at_200}");
     assert!(s.clients.top.len() <= 50);
 }
+
+#[test]
+fn broker_to_client_qos2_and_client_keys() {
+    let mut h = H::new(ObserveConfig::default());
+    let f = flow(1, "10.0.0.1:40000");
+    let g = flow(2, "10.0.0.1:40001");
+    // Before CONNECT the key is the address's; after, the client id's, and the same
+    // id on another connection gives the same key.
+    h.feed(&rec(&f, T0, C2S, Packet::PingReq));
+    let k_addr = h.t.client_key(1);
+    h.feed(&rec(&f, T0 + 1, C2S, connect("sensor-9", None, 5)));
+    let k_id = h.t.client_key(1);
+    assert_ne!(k_addr, k_id);
+    h.feed(&rec(&g, T0 + 2, C2S, connect("sensor-9", None, 5)));
+    assert_eq!(h.t.client_key(2), k_id);
+    assert_eq!(h.t.client_key(1), k_id);
+    // QoS 2 from the broker: PUBLISH and PUBREL go out, PUBREC and PUBCOMP come back.
+    let t = T0 + 1_000;
+    h.feed(&rec(
+        &f,
+        t,
+        S2C,
+        Packet::Publish(publish("cmd", b"1", 2, Some(1))),
+    ));
+    h.feed(&rec(&f, t + 100, C2S, Packet::PubRec(ack(1, None))));
+    h.feed(&rec(&f, t + 300, S2C, Packet::PubRel(ack(1, None))));
+    h.feed(&rec(&f, t + 600, C2S, Packet::PubComp(ack(1, None))));
+    assert_eq!(h.of(Exchange::PubRec), vec![100e-9]);
+    assert_eq!(h.of(Exchange::PubRel), vec![200e-9]);
+    assert_eq!(h.of(Exchange::PubComp), vec![300e-9]);
+    assert_eq!(h.of(Exchange::PublishQos2), vec![600e-9]);
+    // A PUBCOMP in the wrong direction answers nothing.
+    h.feed(&rec(&f, t + 700, S2C, Packet::PubComp(ack(1, None))));
+    assert_eq!(h.of(Exchange::PubComp).len(), 1);
+}

@@ -74,7 +74,8 @@ impl EndKind {
 /// client instead of a timestamp per connect.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MinuteRing {
-    slots: [(u64, u32); 6],
+    /// (minute since the epoch, truncated to 32 bits; connects in it).
+    slots: [(u32, u32); 6],
 }
 
 const MIN_NS: u64 = 60_000_000_000;
@@ -83,15 +84,15 @@ impl MinuteRing {
     pub fn record(&mut self, ts_ns: u64) {
         let m = ts_ns / MIN_NS;
         let s = &mut self.slots[(m % 6) as usize];
-        if s.0 != m || s.1 == 0 {
-            *s = (m, 0);
+        if s.0 != m as u32 {
+            *s = (m as u32, 0);
         }
         s.1 = s.1.saturating_add(1);
     }
 
     fn count_at(&self, m: u64) -> u32 {
         let s = self.slots[(m % 6) as usize];
-        if s.0 == m { s.1 } else { 0 }
+        if s.0 == m as u32 { s.1 } else { 0 }
     }
 
     /// Estimated connects in the `minutes` minutes (1..=5) before `now_ns`.
@@ -111,7 +112,7 @@ impl MinuteRing {
 #[derive(Debug)]
 pub struct Client {
     pub connects: u64,
-    pub disconnects: [u64; EndKind::COUNT],
+    pub disconnects: [u32; EndKind::COUNT],
     /// Last MQTT 5 DISCONNECT reason code other than 0.
     pub last_disconnect_code: Option<u8>,
     pub session_ns_sum: u64,

@@ -62,7 +62,7 @@ impl Tracker {
         };
         let end = c.end.unwrap_or(tcp_end);
         if let Some(slot) = cl.disconnects.get_mut(end as usize) {
-            *slot += 1;
+            *slot = slot.saturating_add(1);
         }
         if let Some(t0) = c.connected_at_ns {
             let d = ts_ns.saturating_sub(t0);

@@ -135,7 +135,7 @@ impl Tracker {
             last_addr: c.last_addr.map(|a| a.to_string()),
             connected: live.is_some(),
             connects: c.connects,
-            disconnects: ends(&c.disconnects),
+            disconnects: ends(&c.disconnects.map(u64::from)),
             last_disconnect_code: c.last_disconnect_code,
             session_count: c.session_count,
             session_secs_mean: (c.session_count > 0)
@@ -196,7 +196,7 @@ impl Tracker {
         let mut totals = [0u64; EndKind::COUNT];
         for (_, c) in self.clients.iter() {
             for (t, n) in totals.iter_mut().zip(c.disconnects) {
-                *t += n;
+                *t += u64::from(n);
             }
         }
         let sum = |f: fn(&ClientSnapshot) -> u64| all.iter().map(f).sum::<u64>();

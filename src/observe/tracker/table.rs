@@ -116,6 +116,12 @@ impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
                 i
             }
             None => {
+                // Grow by doubling, but never past the cap: a full table holds exactly
+                // `cap` slots rather than up to twice that.
+                if self.nodes.len() == self.nodes.capacity() {
+                    let room = self.cap.saturating_sub(self.nodes.len()).max(1);
+                    self.nodes.reserve_exact(self.nodes.len().max(16).min(room));
+                }
                 self.nodes.push(Node {
                     kv: Some((k.clone(), v)),
                     prev: NIL,
