@@ -222,6 +222,7 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
                             id: flow.id,
                             client,
                             broker,
+                            from_start: !midstream,
                         },
                         client_side,
                         session: Session::new(self.cfg.session_limits),

@@ -11,6 +11,9 @@ pub struct FlowMeta {
     pub id: u64,
     pub client: SocketAddr,
     pub broker: SocketAddr,
+    /// The TCP handshake was seen, so the first MQTT byte of each direction is the
+    /// connection's first (a non-CONNECT first packet is then a protocol violation).
+    pub from_start: bool,
 }
 
 /// One MQTT control packet, or the fixed header of one that could not be decoded.
