@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::dissect::{DissectConfig, MqttRecord};
-use crate::replay::{self, jsonl::JsonlWriter, progress::Progress};
+use crate::dissect::DissectConfig;
+use crate::observe::{ObserveConfig, Observer};
+use crate::replay::{self, jsonl::JsonlWriter, progress::Progress, sink::ReplaySink};
 
 /// EX_USAGE: bad command line or configuration.
 pub const EXIT_USAGE: u8 = 64;
@@ -61,6 +62,12 @@ struct ReplayArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary_json: Option<PathBuf>,
+    /// Write the observation report (topics, latency, clients, events) as JSON to this file.
+    #[arg(long)]
+    report_json: Option<PathBuf>,
+    /// Decode only: skip the observation core (statistics, latency, events).
+    #[arg(long)]
+    no_observe: bool,
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
@@ -149,31 +156,36 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     } else {
         Progress::for_files(&a.files)
     };
-    let report = match a.format {
-        Format::Jsonl => {
-            let stdout = io::stdout().lock();
-            let mut w = JsonlWriter::new(BufWriter::with_capacity(1 << 16, stdout));
-            let report =
-                replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |r: &MqttRecord<
-                    '_,
-                >| {
-                    w.write(r)
-                });
-            match w.finish() {
-                Ok(_) => {}
-                // A closed pipe (`| head`) is the reader's choice, not our failure.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
-                Err(e) => return Err(e).context("writing jsonl to stdout"),
-            }
-            report
-        }
-        Format::Summary | Format::None => {
-            replay::replay_files(&a.files, cfg, progress.as_ref(), &mut |_: &MqttRecord<
-                '_,
-            >| {})
-        }
+    let observer = if a.no_observe {
+        None
+    } else {
+        Some(Observer::new(&ObserveConfig::default())?)
     };
+    let jsonl = (a.format == Format::Jsonl)
+        .then(|| JsonlWriter::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())));
+    let mut sink = ReplaySink { jsonl, observer };
+    let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut sink);
+    if let Some(w) = sink.jsonl.take() {
+        match w.finish() {
+            Ok(_) => {}
+            // A closed pipe (`| head`) is the reader's choice, not our failure.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(e).context("writing jsonl to stdout"),
+        }
+    }
     eprint!("{}", report.to_text());
+    if let Some(obs) = &mut sink.observer {
+        obs.finish();
+        let snap = obs.snapshot();
+        if a.format != Format::None {
+            eprint!("{}", replay::report::to_text(&snap));
+        }
+        if let Some(path) = &a.report_json {
+            let text = serde_json::to_string_pretty(&snap)?;
+            std::fs::write(path, text + "\n")
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     if let Some(path) = &a.summary_json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;

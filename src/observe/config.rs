@@ -42,12 +42,18 @@ impl Default for ObserveConfig {
             auto_template: true,
             max_exact_topics: 10_000,
             max_templates: 1_000,
-            max_clients: 100_000,
-            max_connections: 100_000,
-            max_pending_requests: 100_000,
+            // ~380 B per client, ~300 B per connection, ~100 B per pending request,
+            // 24 B per fan-out slot: about 45 MB at these caps, plus ~25 MB of topic
+            // statistics. A sidecar's memory limit, not a broker's connection count,
+            // sets them; raise them with the pod's limit.
+            max_clients: 50_000,
+            max_connections: 50_000,
+            max_pending_requests: 50_000,
             unanswered_timeout_secs: 30.0,
-            fanout_window_ms: 5_000,
-            max_fanout_pending: 100_000,
+            // Brokers deliver in milliseconds; 2 s leaves room for a slow broker while
+            // keeping the table from saturating (it holds window × inbound rate messages).
+            fanout_window_ms: 2_000,
+            max_fanout_pending: 200_000,
             max_events_queued: 10_000,
         }
     }

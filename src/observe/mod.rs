@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod event;
+pub mod observer;
 pub mod sketch;
 pub mod topics;
 pub mod tracker;
@@ -23,4 +24,5 @@ pub mod window;
 
 pub use config::ObserveConfig;
 pub use event::{Event, EventKind, EventQueue, EventSource};
+pub use observer::{Observer, ObserverSnapshot};
 pub use types::{Exchange, GroupId, GroupKind};

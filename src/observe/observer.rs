@@ -8,10 +8,9 @@ use crate::capture::CloseReason;
 use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
 use crate::mqtt::Packet;
 
-use super::sketch::Sketch;
 use super::topics::{TopicCounters, TopicSnapshot, Topics, TopicsConfigError};
 use super::tracker::{LatencySample, Tracker, TrackerOutput, TrackerSnapshot};
-use super::{EventQueue, Exchange, ObserveConfig};
+use super::{EventQueue, ObserveConfig};
 
 /// How often (in record time) housekeeping runs: expiry of unanswered requests and
 /// fan-out entries, idle topic eviction.
@@ -21,10 +20,14 @@ pub struct Observer {
     topics: Topics,
     tracker: Tracker,
     events: EventQueue,
-    /// Latency over all topics, per exchange kind.
-    latency: Vec<Sketch>,
+    /// Latency samples produced by the tracker for the current record; kept to reuse
+    /// the allocation. The tracker keeps the per-exchange sketches itself; per topic
+    /// group they go to `topics`.
     samples: Vec<LatencySample>,
     last_tick_ns: u64,
+    /// Optional copy of latency samples (exact values), up to a bound: for tests and
+    /// offline analysis; off by default.
+    sample_log: Option<(Vec<LatencySample>, usize)>,
     /// Latest time seen (records are in capture order, so this only moves forward
     /// except for the rare reordered capture).
     now_ns: u64,
@@ -36,20 +39,9 @@ pub struct ObserverSnapshot {
     pub at_ns: u64,
     pub topics: Vec<TopicSnapshot>,
     pub topic_counters: TopicCounters,
-    pub latency: Vec<LatencySummary>,
     pub tracker: TrackerSnapshot,
     pub events_by_kind: Vec<(&'static str, u64)>,
     pub events_dropped: u64,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct LatencySummary {
-    pub exchange: &'static str,
-    pub count: u64,
-    pub p50: Option<f64>,
-    pub p90: Option<f64>,
-    pub p99: Option<f64>,
-    pub max: Option<f64>,
 }
 
 impl Observer {
@@ -58,9 +50,9 @@ impl Observer {
             topics: Topics::new(cfg)?,
             tracker: Tracker::new(cfg),
             events: EventQueue::new(cfg.max_events_queued),
-            latency: Exchange::ALL.iter().map(|_| Sketch::new()).collect(),
             samples: Vec::with_capacity(16),
             last_tick_ns: 0,
+            sample_log: None,
             now_ns: 0,
         })
     }
@@ -77,27 +69,53 @@ impl Observer {
         &self.tracker
     }
 
-    /// Latency sketch over all topics for one exchange kind.
-    pub fn latency(&self, ex: Exchange) -> &Sketch {
-        &self.latency[ex.index()]
-    }
-
     /// Housekeeping as of `now_ns` (also called from `record` as time advances).
     pub fn tick(&mut self, now_ns: u64) {
         self.last_tick_ns = now_ns;
         self.topics.tick(now_ns);
-        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        let mut out = TrackerOutput {
+            samples: std::mem::take(&mut self.samples),
+            events: &mut self.events,
+        };
         self.tracker.tick(now_ns, &mut out);
+        self.samples = out.samples;
         self.flush_samples();
     }
 
+    /// Per-group latency goes to the topic statistics (the tracker already recorded
+    /// the sample in its per-exchange sketch).
     fn flush_samples(&mut self) {
+        if let Some((log, cap)) = &mut self.sample_log {
+            let room = cap.saturating_sub(log.len());
+            log.extend(self.samples.iter().take(room).copied());
+        }
         for s in self.samples.drain(..) {
-            self.latency[s.exchange.index()].record(s.seconds);
             if let Some(g) = s.group {
                 self.topics.on_latency(g, s.exchange, s.seconds);
             }
         }
+    }
+
+    /// Estimated heap use of all observation state (topics, tracker, queued events).
+    pub fn mem_bytes(&self) -> usize {
+        self.topics.mem_bytes()
+            + self.tracker.mem_bytes()
+            + self.events.len() * std::mem::size_of::<super::Event>()
+    }
+
+    /// Keep a copy of the next `cap` latency samples (exact, unsketched).
+    pub fn log_samples(&mut self, cap: usize) {
+        self.sample_log = Some((Vec::new(), cap));
+    }
+
+    /// The samples kept since `log_samples`.
+    pub fn logged_samples(&self) -> &[LatencySample] {
+        self.sample_log.as_ref().map_or(&[], |(v, _)| v.as_slice())
+    }
+
+    /// End of input: final housekeeping so the snapshot reflects expired requests.
+    pub fn finish(&mut self) {
+        self.tick(self.now_ns);
     }
 
     pub fn snapshot(&self) -> ObserverSnapshot {
@@ -106,22 +124,11 @@ impl Observer {
             at_ns: now,
             topics: self.topics.snapshot(now),
             topic_counters: self.topics.counters(),
-            latency: Exchange::ALL
-                .iter()
-                .map(|&ex| {
-                    let s = &self.latency[ex.index()];
-                    LatencySummary {
-                        exchange: ex.name(),
-                        count: s.count(),
-                        p50: s.quantile(0.5),
-                        p90: s.quantile(0.9),
-                        p99: s.quantile(0.99),
-                        max: s.max(),
-                    }
-                })
-                .collect(),
             tracker: self.tracker.snapshot(now),
-            events_by_kind: super::event::ALL_KINDS.iter().map(|k| (k.name(), self.events.count(*k))).collect(),
+            events_by_kind: super::event::ALL_KINDS
+                .iter()
+                .map(|k| (k.name(), self.events.count(*k)))
+                .collect(),
             events_dropped: self.events.dropped,
         }
     }
@@ -137,11 +144,24 @@ impl RecordSink for Observer {
             (Ok(Packet::Publish(_)), Some(t)) => Some(self.topics.group_of(t.bytes(), rec.ts_ns)),
             _ => None,
         };
-        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        let mut out = TrackerOutput {
+            samples: std::mem::take(&mut self.samples),
+            events: &mut self.events,
+        };
         self.tracker.on_record(rec, group, &mut out);
+        self.samples = out.samples;
         if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {
             let client = self.tracker.client_key(rec.flow.id);
-            self.topics.on_publish(g, rec.dir, client, p.qos, p.retain, p.dup, p.payload.len(), rec.ts_ns);
+            self.topics.on_publish(
+                g,
+                rec.dir,
+                client,
+                p.qos,
+                p.retain,
+                p.dup,
+                p.payload.len(),
+                rec.ts_ns,
+            );
         }
         if !self.samples.is_empty() {
             self.flush_samples();
@@ -149,8 +169,12 @@ impl RecordSink for Observer {
     }
 
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
-        let mut out = TrackerOutput { samples: &mut self.samples, events: &mut self.events };
+        let mut out = TrackerOutput {
+            samples: std::mem::take(&mut self.samples),
+            events: &mut self.events,
+        };
         self.tracker.on_flow_closed(flow, ts_ns, why, &mut out);
+        self.samples = out.samples;
         self.flush_samples();
     }
 }

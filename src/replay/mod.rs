@@ -5,6 +5,8 @@
 
 pub mod jsonl;
 pub mod progress;
+pub mod report;
+pub mod sink;
 pub mod summary;
 
 use std::path::{Path, PathBuf};

@@ -57,6 +57,26 @@ pub(super) fn on_record(
             let mut ev = event(rec, Some(conn), EventKind::Malformed);
             ev.detail = Some(e.kind());
             out.events.push(ev);
+            // A broker may still answer a CONNECT we could not decode (suricata-verify's
+            // mqtt5-excessiveproplen gets CONNACK 0 from Mosquitto): the round trip is
+            // real, so time it, though the connection's identity stays unknown.
+            if rec.dir == Direction::C2S
+                && rec.header.packet_type() == Some(crate::mqtt::PacketType::Connect)
+            {
+                let key = PendKey {
+                    flow: rec.flow.id,
+                    stage: Stage::Connect,
+                    dir: Direction::C2S,
+                    packet_id: 0,
+                };
+                let p = Pending {
+                    ts_ns: rec.ts_ns,
+                    publish_ts_ns: None,
+                    group: None,
+                    extra: Extra::None,
+                };
+                t.lat.start(key, p, false);
+            }
             return;
         }
     };
