@@ -198,7 +198,7 @@ fn tsv_latencies(rows: &[Row]) -> Vec<(Exchange, u64)> {
             _ => {}
         }
     }
-    out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    out.sort();
     out
 }
 
@@ -219,7 +219,7 @@ fn latencies_match_the_tshark_timestamps_exactly() {
             .filter(|s| s.exchange != Exchange::Fanout)
             .map(|s| (s.exchange, (s.seconds * 1e9).round() as u64))
             .collect();
-        got.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        got.sort();
         assert_eq!(got, want, "{}", cap.display());
         total += want.len();
         for (ex, _) in &want {
