@@ -14,7 +14,12 @@ use mqscope::eval::nab;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/nab");
     let corpus = Corpus::load(&root).expect("NAB corpus at ../shared/nab");
-    let cfg = DetectorConfig::default();
+    // NAB_CONFIG='{"refractory":100}' overrides defaults for exploration only; the
+    // reported numbers are the defaults'.
+    let cfg: DetectorConfig = match std::env::var("NAB_CONFIG") {
+        Ok(j) => serde_json::from_str(&j).expect("NAB_CONFIG: DetectorConfig JSON"),
+        Err(_) => DetectorConfig::default(),
+    };
     let t0 = Instant::now();
     let mut alerts = Vec::new();
     let mut scores = Vec::new();

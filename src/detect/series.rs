@@ -53,14 +53,14 @@ impl Default for DetectorConfig {
     fn default() -> Self {
         DetectorConfig {
             warmup: 300,
-            fast_halflife: 3.0,
+            fast_halflife: 1.0,
             slow_halflife: 200.0,
             scale_halflife: 200.0,
-            winsor: 4.0,
+            winsor: 6.0,
             season_buckets: 48,
             season_halflife: 20.0,
-            alert_probability: 1e-4,
-            refractory: 200,
+            alert_probability: 1e-3,
+            refractory: 500,
             spot: SpotConfig::default(),
         }
     }

@@ -6,8 +6,11 @@
 //!   steps, so it adapts to any scale);
 //! - peaks are kept in a fixed ring of the most recent `capacity` values (the paper keeps
 //!   them all), refitted with [`gpd::fit_mle`] every few new peaks;
-//! - like SPOT, a value flagged as anomalous is not added to the peaks, so an incident
-//!   does not teach the tail that incidents are normal.
+//! - unlike SPOT, values flagged as anomalous are kept as peaks by default
+//!   (`keep_flagged`): excluding them truncates the fitted tail at the alert level, the
+//!   fit then looks lighter, the alert level drops and ever more values are excluded
+//!   (measured on NAB: 92 false positives instead of about 40). The bounded ring makes an
+//!   incident's peaks age out instead.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,16 +43,19 @@ pub struct SpotConfig {
     pub min_peaks: usize,
     /// Refit after this many new peaks.
     pub refit_every: u32,
+    /// Keep flagged values as peaks too.
+    pub keep_flagged: bool,
 }
 
 impl Default for SpotConfig {
     fn default() -> Self {
         SpotConfig {
             peak_rate: 0.02,
-            step: 0.02,
-            capacity: 128,
-            min_peaks: 16,
+            step: 0.005,
+            capacity: 256,
+            min_peaks: 32,
             refit_every: 4,
+            keep_flagged: true,
         }
     }
 }
@@ -107,7 +113,7 @@ impl SpotTail {
             -cfg.peak_rate
         };
         self.u = (self.u * (cfg.step * g).exp()).max(1e-12);
-        if above && !flagged {
+        if above && (!flagged || cfg.keep_flagged) {
             if self.peaks.len() < cfg.capacity {
                 self.peaks.push(x);
             } else if let Some(slot) = self.peaks.get_mut(self.next) {
