@@ -41,7 +41,9 @@ fn main() {
         let std_cost = &corpus.profiles[0].cost;
         for (f, a) in corpus.files.iter().zip(&alerts) {
             let s = nab::score_file(&f.roles, std_cost, |i| a[i]);
-            let rows: Vec<usize> = (0..a.len()).filter(|&i| a[i] && f.roles[i] != nab::RowRole::Probation).collect();
+            let rows: Vec<usize> = (0..a.len())
+                .filter(|&i| a[i] && f.roles[i] != nab::RowRole::Probation)
+                .collect();
             println!(
                 "{:55} tp {} fn {} fp {:2} raw {:+.3} windows {:?} alerts {:?}",
                 f.name, s.tp, s.fn_, s.fp, s.raw, f.labels.windows, rows

@@ -82,7 +82,10 @@ pub fn fit_pwm(ys: &mut [f64]) -> Option<Gpd> {
         .sum::<f64>()
         / nf;
     let d = a0 - 2.0 * a1;
-    if !(d > 0.0) || !(a0 > 0.0) {
+    // (also rejects NaN)
+    if d.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+        || a0.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater)
+    {
         return None;
     }
     // Hosking's k = -xi: alpha_0 = sigma/(1+k), alpha_1 = sigma/(2(2+k)).
@@ -99,7 +102,7 @@ pub fn fit_pwm(ys: &mut [f64]) -> Option<Gpd> {
 /// (theta -> 0) and the PWM estimate; the one with the largest likelihood wins.
 pub fn fit_mle(ys: &[f64]) -> Option<Gpd> {
     let n = ys.len();
-    if n < 3 || ys.iter().any(|&y| !(y > 0.0) || !y.is_finite()) {
+    if n < 3 || ys.iter().any(|&y| y.is_nan() || y <= 0.0 || !y.is_finite()) {
         return None;
     }
     let nf = n as f64;
@@ -135,21 +138,22 @@ pub fn fit_mle(ys: &[f64]) -> Option<Gpd> {
     ];
     const GRID: usize = 24;
     for (lo, hi) in intervals {
-        if !(hi > lo) || !hi.is_finite() {
+        if hi.is_nan() || hi <= lo || !hi.is_finite() {
             continue;
         }
-        // A geometric grid near zero and the pole: roots cluster at both ends.
         let mut prev: Option<(f64, f64)> = None;
         for k in 0..=GRID {
             let f = k as f64 / GRID as f64;
             let theta = lo + (hi - lo) * f;
             let val = w(theta);
-            if let Some((pt, pv)) = prev {
-                if pv.is_finite() && val.is_finite() && (pv < 0.0) != (val < 0.0) {
-                    let root = bisect(&w, pt, theta, pv);
-                    if let Some(g) = from_theta(root) {
-                        candidates.push(g);
-                    }
+            if let Some((pt, pv)) = prev
+                && pv.is_finite()
+                && val.is_finite()
+                && (pv < 0.0) != (val < 0.0)
+            {
+                let root = bisect(&w, pt, theta, pv);
+                if let Some(g) = from_theta(root) {
+                    candidates.push(g);
                 }
             }
             prev = Some((theta, val));

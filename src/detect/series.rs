@@ -109,13 +109,25 @@ impl Baseline {
             .min(self.down.tail_probability(-z, cfg))
     }
 
-    fn learn(&mut self, d: f64, z: f64, flagged: bool, a_level: f64, a_scale: f64, cfg: &DetectorConfig) {
+    fn learn(
+        &mut self,
+        d: f64,
+        z: f64,
+        flagged: bool,
+        a_level: f64,
+        a_scale: f64,
+        cfg: &DetectorConfig,
+    ) {
         self.up.learn(z.max(0.0), flagged, &cfg.spot);
         self.down.learn((-z).max(0.0), flagged, &cfg.spot);
         let r = d - self.level;
         // Winsorise: beyond `winsor` scales, move as if the residual were at the limit.
         let lim = cfg.winsor * self.mad * MEAN_ABS_DEV_TO_SIGMA;
-        let rc = if self.mad > 0.0 { r.clamp(-lim, lim) } else { r };
+        let rc = if self.mad > 0.0 {
+            r.clamp(-lim, lim)
+        } else {
+            r
+        };
         self.level += a_level * rc;
         self.mad += a_scale * (rc.abs() - self.mad);
     }
@@ -210,10 +222,15 @@ impl SeriesDetector {
         let pf = fast.probability(zf, &cfg.spot);
         let ps = slow.probability(zs, &cfg.spot);
         let p = pf.min(ps);
-        let score = score_of(p, cfg.alert_probability);
-        let alert = self.n > cfg.warmup
-            && p < cfg.alert_probability
-            && self.since_alert > cfg.refractory;
+        // During warm-up the scales are still forming (the second sample has no scale at
+        // all), so the score would be noise: report 0.
+        let score = if self.n > cfg.warmup {
+            score_of(p, cfg.alert_probability)
+        } else {
+            0.0
+        };
+        let alert =
+            self.n > cfg.warmup && p < cfg.alert_probability && self.since_alert > cfg.refractory;
         if alert {
             self.since_alert = 0;
         }
@@ -257,4 +274,59 @@ pub fn score_of(p: f64, alert_probability: f64) -> f64 {
     let l = -p.max(1e-300).log10();
     let l0 = -alert_probability.clamp(1e-300, 0.5).log10();
     if l <= 0.0 { 0.0 } else { l / (l + l0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Expected values from python3, independently of this code:
+    /// ```text
+    /// k=1.2533141373155003; lvl,mad=10.0,0.0
+    /// for d in (12,8,30):
+    ///     r=d-lvl; lim=6*mad*k; rc=max(-lim,min(lim,r)) if mad>0 else r
+    ///     lvl+=0.5*rc; mad+=0.25*(abs(rc)-mad); print(lvl,mad)
+    /// ```
+    #[test]
+    fn baseline_ewma_and_winsorised_mad() {
+        let cfg = DetectorConfig::default();
+        assert_eq!(cfg.winsor, 6.0);
+        let mut b = Baseline::new(10.0);
+        let want = [
+            (11.0, 0.5),
+            (9.5, 1.125),
+            (13.729935213439813, 2.958717606719907),
+        ];
+        for (d, (lvl, mad)) in [12.0, 8.0, 30.0].into_iter().zip(want) {
+            let z = b.z(d);
+            b.learn(d, z, false, 0.5, 0.25, &cfg);
+            assert!((b.level - lvl).abs() < 1e-12, "{} vs {lvl}", b.level);
+            assert!((b.mad - mad).abs() < 1e-12, "{} vs {mad}", b.mad);
+        }
+        // z = (20 - 13.729935213439813) / (2.958717606719907 * k) = 1.6908635947775619
+        assert!(
+            (b.z(20.0) - 1.6908635947775619).abs() < 1e-9,
+            "{}",
+            b.z(20.0)
+        );
+    }
+
+    #[test]
+    fn alpha_from_half_life() {
+        // After h steps of weight a, a sample's weight has halved: (1-a)^h = 1/2.
+        let a = alpha(10.0, 1_000);
+        assert!(((1.0 - a).powi(10) - 0.5).abs() < 1e-12);
+        // Early on, 1/n (a running mean) dominates.
+        assert_eq!(alpha(10.0, 2), 0.5);
+        assert_eq!(alpha(200.0, 1), 1.0);
+    }
+
+    #[test]
+    fn score_is_half_at_the_alert_probability() {
+        assert!((score_of(1e-3, 1e-3) - 0.5).abs() < 1e-12);
+        assert_eq!(score_of(1.0, 1e-3), 0.0);
+        // p = 1e-6: L = 6, L0 = 3, score 2/3.
+        assert!((score_of(1e-6, 1e-3) - 2.0 / 3.0).abs() < 1e-12);
+        assert!(score_of(0.0, 1e-3) < 1.0);
+    }
 }

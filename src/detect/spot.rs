@@ -83,7 +83,7 @@ impl SpotTail {
     /// Above `u`: `peak_rate * GPD survival(x - u)`. Below: log-linear between
     /// `P = 1` at 0 and `peak_rate` at `u`, so the score is monotone and continuous.
     pub fn tail_probability(&self, x: f64, cfg: &SpotConfig) -> f64 {
-        if !(x > 0.0) {
+        if x.is_nan() || x <= 0.0 {
             return 1.0;
         }
         let u = self.u.max(1e-12);

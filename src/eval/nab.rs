@@ -331,11 +331,11 @@ pub fn sweep(files: &[(&[RowRole], &[f64])], cost: &CostMatrix) -> SweepResult {
             let (_, w, v) = pts[i];
             if w == usize::MAX {
                 total += v;
-            } else if let Some(b) = best_in.get_mut(w) {
-                if v > *b {
-                    total += v - *b;
-                    *b = v;
-                }
+            } else if let Some(b) = best_in.get_mut(w)
+                && v > *b
+            {
+                total += v - *b;
+                *b = v;
             }
             i += 1;
         }

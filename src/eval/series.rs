@@ -6,10 +6,11 @@
 
 use std::fmt;
 
-/// One row of a series; `raw_ts` is kept so output can echo the input exactly.
+/// One row of a series; the raw fields are kept so output can echo the input exactly.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SeriesRow {
     pub raw_ts: String,
+    pub raw_value: String,
     pub ts_ns: u64,
     pub value: f64,
 }
@@ -87,6 +88,7 @@ pub fn parse_series(text: &str) -> Result<Vec<SeriesRow>, SeriesError> {
         }
         rows.push(SeriesRow {
             raw_ts: (*ts).to_string(),
+            raw_value: (*v).to_string(),
             ts_ns,
             value,
         });
