@@ -13,11 +13,15 @@
 //! | [`observe`] | Per-topic and per-client statistics, passive latency, fan-out, wire events; bounded. No I/O, time passed in. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
+//! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
+//! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod capture;
 pub mod cli;
+pub mod detect;
 pub mod dissect;
+pub mod eval;
 pub mod mqtt;
 pub mod observe;
 pub mod replay;
