@@ -12,7 +12,8 @@
 //! Sessions and restarts. A new MQTT session to the broker ([`SysState::on_session_start`])
 //! clears every value: Mosquitto resends its whole retained `$SYS` tree on subscribe and
 //! EMQX republishes every interval, so nothing from before the gap is mixed with what
-//! follows. A broker restart shows as uptime going backwards; then the node's `generation`
+//! follows. A broker restart shows as uptime going backwards (or, after a long gap, as
+//! uptime implying a start more than two intervals later than before); then the node's `generation`
 //! is bumped (and its values cleared, unless the session just started and they already
 //! were), so rate computations treat it as a counter reset.
 
@@ -132,9 +133,24 @@ impl Node {
         learned.map_or(fallback, |d| d.max(1000))
     }
 
-    fn on_uptime(&mut self, uptime_ms: u64, now_ns: u64, restarts: &mut u64) {
+    /// Restart when uptime went backwards, or when the start time it implies (receive
+    /// time minus uptime) moved later by more than two intervals: a broker that restarted
+    /// during a long gap can already show a larger uptime than before it died.
+    fn restarted(&self, last: u64, uptime_ms: u64, now_ns: u64, fallback: u64) -> bool {
+        if uptime_ms < last {
+            return true;
+        }
+        let Some(at) = self.uptime_at_ns else {
+            return false;
+        };
+        let elapsed_ms = now_ns.saturating_sub(at) / 1_000_000;
+        let tolerance_ms = self.interval_ms(fallback).saturating_mul(2).max(2000);
+        uptime_ms.saturating_add(tolerance_ms) < last.saturating_add(elapsed_ms)
+    }
+
+    fn on_uptime(&mut self, uptime_ms: u64, now_ns: u64, restarts: &mut u64, fallback: u64) {
         if let Some(last) = self.last_uptime_ms {
-            if uptime_ms < last {
+            if self.restarted(last, uptime_ms, now_ns, fallback) {
                 *restarts += 1;
                 if self.fresh_session {
                     self.m.generation = self.m.generation.wrapping_add(1);
@@ -282,7 +298,15 @@ impl SysState {
                 return SysOutcome::NodeRejected;
             };
             let restarts = &mut self.stats.restarts;
-            return mosquitto(&mut self.nodes[i], rest, payload, now_ns, restarts);
+            let fallback = self.cfg.fallback_interval_ms;
+            return mosquitto(
+                &mut self.nodes[i],
+                rest,
+                payload,
+                now_ns,
+                restarts,
+                fallback,
+            );
         }
         if topic == "$SYS/brokers" {
             // The cluster's node list ("n1,n2"): proof of EMQX; nodes are created when
@@ -305,7 +329,15 @@ impl SysState {
                 return SysOutcome::NodeRejected;
             };
             let restarts = &mut self.stats.restarts;
-            return emqx(&mut self.nodes[i], rest, payload, now_ns, restarts);
+            let fallback = self.cfg.fallback_interval_ms;
+            return emqx(
+                &mut self.nodes[i],
+                rest,
+                payload,
+                now_ns,
+                restarts,
+                fallback,
+            );
         }
         if topic.starts_with("$SYS/") {
             SysOutcome::Unknown
@@ -356,6 +388,7 @@ fn mosquitto(
     payload: &[u8],
     now_ns: u64,
     restarts: &mut u64,
+    fallback: u64,
 ) -> SysOutcome {
     let m = &mut node.m;
     let field = match rest {
@@ -376,7 +409,7 @@ fn mosquitto(
         "uptime" => {
             return match parse_worded_duration_ms(payload) {
                 Some(ms) => {
-                    node.on_uptime(ms, now_ns, restarts);
+                    node.on_uptime(ms, now_ns, restarts, fallback);
                     SysOutcome::Applied
                 }
                 None => SysOutcome::Unparseable,
@@ -462,6 +495,7 @@ fn emqx(
     payload: &[u8],
     now_ns: u64,
     restarts: &mut u64,
+    fallback: u64,
 ) -> SysOutcome {
     node.m.kind = BrokerKind::Emqx;
     match rest {
@@ -481,7 +515,7 @@ fn emqx(
             let ms = parse_u64(payload).or_else(|| parse_worded_duration_ms(payload));
             return match ms {
                 Some(ms) => {
-                    node.on_uptime(ms, now_ns, restarts);
+                    node.on_uptime(ms, now_ns, restarts, fallback);
                     SysOutcome::Applied
                 }
                 None => SysOutcome::Unparseable,
