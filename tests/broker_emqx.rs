@@ -207,3 +207,38 @@ fn events_fixture_becomes_the_documented_events() {
         1_645_003_103_004_000_000
     );
 }
+
+/// The shipped rule and the parser agree: every `FROM` source is an event the parser
+/// names, the republish topic is under the input's default filter, and the loop guard's
+/// prefix is that topic's.
+#[test]
+fn deploy_rule_matches_the_parser_and_the_input_defaults() {
+    use mqscope::broker::emqx_events::EmqxEventType;
+    use mqscope::input::broker_config::DEFAULT_EVENTS_TOPIC;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/emqx");
+    let rule: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{dir}/rule.json")).unwrap())
+            .unwrap();
+    let sql = rule["sql"].as_str().unwrap();
+    let sources: Vec<&str> = sql
+        .split('"')
+        .filter(|s| s.starts_with("$events/"))
+        .collect();
+    assert_eq!(sources.len(), 6, "{sources:?}");
+    for s in &sources {
+        let name = s.trim_start_matches("$events/");
+        assert!(EmqxEventType::from_name(name).is_some(), "{s}");
+    }
+    let topic = rule["actions"][0]["args"]["topic"].as_str().unwrap();
+    let prefix = DEFAULT_EVENTS_TOPIC.trim_end_matches('#');
+    assert_eq!(topic, format!("{prefix}${{event}}"));
+    assert!(sql.contains(&format!("substr(topic, 0, {}) != '{prefix}'", prefix.len())));
+    assert_eq!(rule["actions"][0]["args"]["payload"], "${.}");
+    // The same SQL in the other two forms.
+    let sql_file = std::fs::read_to_string(format!("{dir}/mqscope_events.sql")).unwrap();
+    let hocon = std::fs::read_to_string(format!("{dir}/rule.hocon")).unwrap();
+    for s in &sources {
+        assert!(sql_file.contains(s) && hocon.contains(s), "{s}");
+    }
+    assert!(hocon.contains(topic));
+}

@@ -45,7 +45,6 @@ impl Drop for TempDir {
 /// A running mosquitto; killed (and reaped) on drop, so a failing test leaves none behind.
 struct Mosquitto {
     child: Child,
-    port: u16,
     log: PathBuf,
 }
 
@@ -72,7 +71,7 @@ impl Mosquitto {
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("mosquitto installed");
-        let mut m = Mosquitto { child, port, log };
+        let mut m = Mosquitto { child, log };
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(st)) = m.child.try_wait() {
@@ -132,10 +131,10 @@ impl Consumer {
     }
 
     fn apply(&mut self, msg: BrokerMsg) {
-        if let Some(e) = self.driver.on_msg(&msg) {
-            if e.kind == EventKind::BrokerUnreachable {
-                self.unreachable_events += 1;
-            }
+        if let Some(e) = self.driver.on_msg(&msg)
+            && e.kind == EventKind::BrokerUnreachable
+        {
+            self.unreachable_events += 1;
         }
         match msg {
             BrokerMsg::Message { topic, payload, .. } => {
