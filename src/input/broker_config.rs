@@ -371,6 +371,23 @@ mod tests {
     }
 
     #[test]
+    fn password_from_an_environment_variable() {
+        // PATH is set wherever tests run; setting a variable is unsafe in edition 2024.
+        let cfg = BrokerInputConfig {
+            username: Some("u".into()),
+            password_env: Some("PATH".into()),
+            ..BrokerInputConfig::default()
+        };
+        assert!(cfg.validate().is_empty());
+        let want = std::env::var("PATH").unwrap();
+        assert_eq!(cfg.load_password().unwrap().unwrap().expose(), want);
+        assert!(
+            !format!("{cfg:?}").contains(&want),
+            "config holds no password"
+        );
+    }
+
+    #[test]
     fn password_file_trailing_newline_is_dropped() {
         let dir = std::env::temp_dir().join(format!("mqscope-pw-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
