@@ -11,17 +11,21 @@
 //! | [`capture`] | Link layer → IP → TCP; flow table; per-direction TCP reassembly with gap/overlap handling. No I/O. |
 //! | [`dissect`] | Glue: frames → flows → byte streams → MQTT packets with flow, direction and time (`MqttRecord`). No I/O. |
 //! | [`observe`] | Per-topic and per-client statistics, passive latency, fan-out, wire events; bounded. No I/O, time passed in. |
+//! | [`broker`] | The broker's own word: `$SYS` metrics (Mosquitto, EMQX) normalised, staleness by uptime, EMQX rule-engine events → `Event`. No I/O. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
+//! | [`input`] | Live inputs (tokio): the broker connection (rumqttc, TLS, reconnect with backoff) feeding `broker`. |
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
 //! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
+pub mod broker;
 pub mod capture;
 pub mod cli;
 pub mod detect;
 pub mod dissect;
 pub mod eval;
+pub mod input;
 pub mod mqtt;
 pub mod observe;
 pub mod replay;

@@ -36,10 +36,22 @@ pub enum EventKind {
     SysSubscribe,
     /// A client id connected from a new address while its earlier connection was open.
     ClientTakeover,
+    /// The broker's authorisation refused a publish or subscribe (EMQX
+    /// `client_check_authz_complete` with `result = deny`). Seen inside TLS too.
+    AclDenied,
+    /// The broker dropped a message while routing it (EMQX `message_dropped`, e.g.
+    /// `no_subscribers`).
+    MessageDropped,
+    /// The broker dropped a message on its way to one subscriber (EMQX `delivery_dropped`,
+    /// e.g. `queue_full`).
+    DeliveryDropped,
+    /// mqscope's own broker connection failed (`detail` says how); repeated while it
+    /// keeps failing, at most once per reconnect attempt.
+    BrokerUnreachable,
 }
 
 /// Every kind, in declaration order (the index of `EventQueue::counts`).
-pub const ALL_KINDS: [EventKind; 12] = [
+pub const ALL_KINDS: [EventKind; 16] = [
     EventKind::ConnectRefused,
     EventKind::AuthFailure,
     EventKind::SubscribeRefused,
@@ -52,6 +64,10 @@ pub const ALL_KINDS: [EventKind; 12] = [
     EventKind::WildcardSubscribe,
     EventKind::SysSubscribe,
     EventKind::ClientTakeover,
+    EventKind::AclDenied,
+    EventKind::MessageDropped,
+    EventKind::DeliveryDropped,
+    EventKind::BrokerUnreachable,
 ];
 
 impl EventKind {
@@ -69,6 +85,10 @@ impl EventKind {
             EventKind::WildcardSubscribe => "wildcard_subscribe",
             EventKind::SysSubscribe => "sys_subscribe",
             EventKind::ClientTakeover => "client_takeover",
+            EventKind::AclDenied => "acl_denied",
+            EventKind::MessageDropped => "message_dropped",
+            EventKind::DeliveryDropped => "delivery_dropped",
+            EventKind::BrokerUnreachable => "broker_unreachable",
         }
     }
 }
@@ -80,6 +100,8 @@ pub enum EventSource {
     Wire,
     EmqxEvent,
     Detector,
+    /// mqscope's own broker connection (`input::broker`).
+    BrokerInput,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -130,7 +152,7 @@ pub struct EventQueue {
     /// Events dropped because the queue was full.
     pub dropped: u64,
     /// Events ever pushed, by kind (indexed in `EventKind` declaration order).
-    pub counts: [u64; 12],
+    pub counts: [u64; ALL_KINDS.len()],
 }
 
 impl EventQueue {
@@ -139,7 +161,7 @@ impl EventQueue {
             q: VecDeque::new(),
             cap,
             dropped: 0,
-            counts: [0; 12],
+            counts: [0; ALL_KINDS.len()],
         }
     }
 
