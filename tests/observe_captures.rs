@@ -6,56 +6,16 @@
 //! - messages and payload bytes per topic and direction;
 //! - refused CONNACKs, with their codes.
 
+mod common;
+use common::{Row, find_captures, shared_captures, tshark_rows};
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mqscope::dissect::DissectConfig;
 use mqscope::observe::{EventKind, Exchange, ObserveConfig, Observer};
 use mqscope::replay::jsonl::JsonlWriter;
 use mqscope::replay::replay_files;
 use mqscope::replay::sink::ReplaySink;
-
-fn shared_captures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures")
-}
-
-fn find_captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            find_captures(&p, out);
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            out.push(p);
-        }
-    }
-}
-
-type Row = BTreeMap<String, String>;
-
-fn read_tsv(path: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t'))
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 fn ns(epoch: &str) -> u64 {
     let (s, f) = epoch.split_once('.').unwrap_or((epoch, "0"));
@@ -204,13 +164,12 @@ fn tsv_latencies(rows: &[Row]) -> Vec<(Exchange, u64)> {
 
 #[test]
 fn latencies_match_the_tshark_timestamps_exactly() {
-    let mut caps = Vec::new();
-    find_captures(&shared_captures(), &mut caps);
+    let caps = find_captures(&shared_captures());
     assert!(caps.len() >= 40);
     let mut total = 0;
     let mut per_exchange: BTreeMap<&str, usize> = BTreeMap::new();
     for cap in &caps {
-        let rows = read_tsv(Path::new(&format!("{}.tshark.tsv", cap.display())));
+        let rows = tshark_rows(cap);
         let want = tsv_latencies(&rows);
         let obs = observe(cap);
         let mut got: Vec<(Exchange, u64)> = obs
@@ -248,10 +207,9 @@ fn latencies_match_the_tshark_timestamps_exactly() {
 
 #[test]
 fn per_topic_messages_and_bytes_match_the_tsv() {
-    let mut caps = Vec::new();
-    find_captures(&shared_captures(), &mut caps);
+    let caps = find_captures(&shared_captures());
     for cap in &caps {
-        let rows = read_tsv(Path::new(&format!("{}.tshark.tsv", cap.display())));
+        let rows = tshark_rows(cap);
         // TShark decodes a stream without its CONNECT as if it were MQTT 3.1.1; on the
         // MQTT 5 midstream capture that shifts the payload length by the property-length
         // byte (see tshark_agreement.rs), so byte totals are compared only where TShark
@@ -319,11 +277,10 @@ fn per_topic_messages_and_bytes_match_the_tsv() {
 
 #[test]
 fn refused_connacks_become_events_with_their_codes() {
-    let mut caps = Vec::new();
-    find_captures(&shared_captures(), &mut caps);
+    let caps = find_captures(&shared_captures());
     let mut refused_seen = 0;
     for cap in &caps {
-        let rows = read_tsv(Path::new(&format!("{}.tshark.tsv", cap.display())));
+        let rows = tshark_rows(cap);
         let mut want: Vec<u8> = rows
             .iter()
             .filter(|r| r["mqtt.msgtype"] == "2")

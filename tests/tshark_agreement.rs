@@ -5,56 +5,13 @@
 //! Where mqscope and TShark differ on purpose, the difference is listed in `EXPECTED`
 //! below, one entry per packet and field, with the reason. Anything else is a failure.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
+use common::{Row, find_captures, shared_captures, tshark_rows};
+
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-
-fn shared_captures() -> PathBuf {
-    if let Ok(p) = std::env::var("MQSCOPE_SHARED") {
-        return PathBuf::from(p).join("captures");
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures")
-}
-
-fn find_captures(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut entries: Vec<_> = rd.filter_map(|e| e.ok()).map(|e| e.path()).collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            find_captures(&p, out);
-        } else if matches!(
-            p.extension().and_then(|e| e.to_str()),
-            Some("pcap" | "pcapng")
-        ) {
-            out.push(p);
-        }
-    }
-}
-
-/// One TSV row: column name -> value (empty cells dropped).
-type Row = BTreeMap<String, String>;
-
-fn read_tsv(path: &Path) -> Vec<Row> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text.lines();
-    let header: Vec<&str> = lines.next().expect("tsv header").split('\t').collect();
-    lines
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            header
-                .iter()
-                .zip(l.split('\t'))
-                .filter(|(_, v)| !v.is_empty())
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
 
 fn replay_jsonl(path: &Path) -> Vec<Value> {
     let out = Command::new(env!("CARGO_BIN_EXE_mqscope"))
@@ -379,8 +336,7 @@ fn joined_str(v: &Value) -> String {
 
 #[test]
 fn every_shared_capture_agrees_with_tshark() {
-    let mut captures = Vec::new();
-    find_captures(&shared_captures(), &mut captures);
+    let captures = find_captures(&shared_captures());
     assert!(
         captures.len() >= 40,
         "expected the shared captures, found {} under {}",
@@ -391,8 +347,7 @@ fn every_shared_capture_agrees_with_tshark() {
     let mut used_expectations = vec![false; EXPECTED.len()];
     let mut summary = Vec::new();
     for cap in &captures {
-        let tsv = PathBuf::from(format!("{}.tshark.tsv", cap.display()));
-        let rows = read_tsv(&tsv);
+        let rows = tshark_rows(cap);
         let ours = replay_jsonl(cap);
         let name = cap
             .strip_prefix(shared_captures())
