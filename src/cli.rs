@@ -36,6 +36,8 @@ enum Command {
     Replay(ReplayArgs),
     /// Write a synthetic MQTT capture (for benchmarks and demos).
     SynthCapture(SynthArgs),
+    /// Drive a real broker with simulated OT devices, consumers and misbehaviours.
+    Simulate(SimArgs),
     /// Run the series anomaly detector over a `timestamp,value` CSV (e.g. a NAB file) and
     /// write `timestamp,value,score,alert`.
     DetectSeries(DetectSeriesArgs),
@@ -103,6 +105,61 @@ struct SynthArgs {
     seed: u64,
 }
 
+#[derive(clap::Args, Debug)]
+struct SimArgs {
+    /// Broker address, host:port.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    broker: String,
+    /// Simulated devices (each one connection).
+    #[arg(long, default_value_t = 20)]
+    devices: u32,
+    /// Metrics each device publishes per interval (at most 6).
+    #[arg(long, default_value_t = 3)]
+    metrics: u32,
+    /// Publishing interval of every device, milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    interval_ms: u64,
+    /// How long to run, seconds.
+    #[arg(long, default_value_t = 30)]
+    duration: u64,
+    /// Share of clients speaking MQTT 5 (the rest 3.1.1).
+    #[arg(long, default_value_t = 0.3)]
+    v5_share: f64,
+    /// Consumers with wildcard subscriptions.
+    #[arg(long, default_value_t = 2)]
+    consumers: u32,
+    /// Username for every client.
+    #[arg(long)]
+    username: Option<String>,
+    /// File holding the password (else the MQSCOPE_SIM_PASSWORD environment variable).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Misbehaviour: this many connection attempts with wrong passwords.
+    #[arg(long, default_value_t = 0)]
+    brute_force: u32,
+    /// Misbehaviour: publish to and subscribe to this (ACL-denied) topic.
+    #[arg(long)]
+    acl_topic: Option<String>,
+    /// Misbehaviour: subscribe to `#` and `$SYS/#`.
+    #[arg(long)]
+    wildcard_subscribe: bool,
+    /// Misbehaviour: one client publishing this many messages per second.
+    #[arg(long, default_value_t = 0)]
+    flood_rate: u32,
+    /// Misbehaviour: device 0 goes silent after this many seconds.
+    #[arg(long)]
+    silent_after: Option<u64>,
+    /// Misbehaviour: one PUBLISH with a payload of this many KiB.
+    #[arg(long, default_value_t = 0)]
+    oversized_kib: u32,
+    /// Misbehaviour: this many idle connections with a 65535 s keepalive (SlowITe).
+    #[arg(long, default_value_t = 0)]
+    slowite: u32,
+    /// Misbehaviour: device 0's client id connects again from a new connection.
+    #[arg(long)]
+    takeover: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 enum Format {
     Summary,
@@ -127,6 +184,7 @@ pub fn main() -> ExitCode {
     let result = match cli.cmd {
         Command::Replay(a) => run_replay(a),
         Command::SynthCapture(a) => run_synth(a),
+        Command::Simulate(a) => run_simulate(a),
         Command::DetectSeries(a) => run_detect_series(a),
     };
     match result {
@@ -303,5 +361,68 @@ fn run_detect_series(a: DetectSeriesArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return Err(e).context("writing output"),
     }
     eprintln!("mqscope: {} rows, {alerts} alerts", rows.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_simulate(a: SimArgs) -> anyhow::Result<ExitCode> {
+    let (host, port) = match a
+        .broker
+        .rsplit_once(':')
+        .map(|(h, p)| (h, p.parse::<u16>()))
+    {
+        Some((h, Ok(p))) if !h.is_empty() && p != 0 => (h.trim_matches(['[', ']']).to_string(), p),
+        _ => {
+            eprintln!("mqscope: --broker must be host:port, got {:?}", a.broker);
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if !(0.0..=1.0).contains(&a.v5_share) || a.interval_ms == 0 || a.duration == 0 {
+        eprintln!(
+            "mqscope: --v5-share must be in [0, 1]; --interval-ms and --duration must be > 0"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let password = match &a.password_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .with_context(|| format!("reading {}", f.display()))?
+                .trim_end()
+                .to_string(),
+        ),
+        None => std::env::var("MQSCOPE_SIM_PASSWORD").ok(),
+    };
+    let credentials = match (&a.username, password) {
+        (Some(u), Some(p)) => Some((u.clone(), p)),
+        (Some(u), None) => Some((u.clone(), String::new())),
+        (None, _) => None,
+    };
+    let cfg = crate::sim::SimConfig {
+        host,
+        port,
+        devices: a.devices,
+        metrics_per_device: a.metrics,
+        interval_ms: a.interval_ms,
+        duration: std::time::Duration::from_secs(a.duration),
+        v5_share: a.v5_share,
+        consumers: a.consumers,
+        credentials,
+        misbehave: crate::sim::Misbehaviours {
+            brute_force: a.brute_force,
+            acl_topic: a.acl_topic,
+            wildcard_subscribe: a.wildcard_subscribe,
+            flood_rate: a.flood_rate,
+            silent_after: a.silent_after.map(std::time::Duration::from_secs),
+            oversized_kib: a.oversized_kib,
+            slowite: a.slowite,
+            takeover: a.takeover,
+        },
+        ..crate::sim::SimConfig::default()
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    let counters = rt.block_on(crate::sim::run(cfg));
+    eprintln!("mqscope simulate: {}", counters.summary());
     Ok(ExitCode::SUCCESS)
 }

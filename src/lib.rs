@@ -17,6 +17,7 @@
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
 //! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
+//! | [`sim`] | `mqscope simulate`: realistic OT traffic and misbehaviours against a real broker (rumqttc clients). |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod broker;
@@ -29,4 +30,5 @@ pub mod input;
 pub mod mqtt;
 pub mod observe;
 pub mod replay;
+pub mod sim;
 pub mod synth;
