@@ -214,7 +214,7 @@ async fn consumer(cfg: Arc<SimConfig>, k: u32, counters: Arc<SimCounters>, deadl
     let (client, task) = start(&spec(&cfg, format!("historian-{k}"), k % 2 == 1), true);
     counters.connections.fetch_add(1, Ordering::Relaxed);
     // A historian takes a whole site; a dashboard one metric across the plant.
-    let filter = if k % 2 == 0 {
+    let filter = if k.is_multiple_of(2) {
         format!("{}/site-00/#", cfg.enterprise)
     } else {
         "+/+/+/+/+/+/temperature".to_string()
