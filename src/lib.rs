@@ -17,6 +17,7 @@
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
 //! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
+//! | [`export`] | Prometheus `/metrics` (text exposition rendered from snapshots at scrape time), `/healthz`, `/readyz` on a small tokio HTTP listener. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod broker;
@@ -25,6 +26,7 @@ pub mod cli;
 pub mod detect;
 pub mod dissect;
 pub mod eval;
+pub mod export;
 pub mod input;
 pub mod mqtt;
 pub mod observe;
