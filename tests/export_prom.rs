@@ -17,7 +17,9 @@ const CAPTURES: &str = "/work/shared/captures";
 
 fn capture(rel: &str) -> PathBuf {
     // Like the other capture tests: shared/ sits beside the repository in CI.
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures").join(rel);
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/captures")
+        .join(rel);
     if beside.exists() {
         beside
     } else {
@@ -33,8 +35,11 @@ struct Replay {
 }
 
 fn replay(cap: &Path, extra: &[&str]) -> Replay {
+    // Tests run in parallel, several on the same capture: one directory per call.
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!(
-        "mqscope-export-{}-{}",
+        "mqscope-export-{}-{n}-{}",
         std::process::id(),
         cap.file_name().unwrap().to_string_lossy()
     ));
@@ -71,7 +76,10 @@ fn replay(cap: &Path, extra: &[&str]) -> Replay {
 /// Sample lines as `series text → value` (label order as written by the exporter).
 fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut m = BTreeMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let (k, v) = line.rsplit_once(' ').expect("sample line");
         let v: f64 = v.parse().expect("sample value");
         assert!(m.insert(k.to_string(), v).is_none(), "duplicate series {k}");
@@ -166,8 +174,20 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
     );
     assert_eq!(sum_family(s, "mqscope_mqtt_packets_total{"), 23.0);
     // Direction: the capture has one PINGREQ from the client and one PINGRESP back.
-    assert_eq!(get(s, r#"mqscope_mqtt_packets_total{type="pingreq",direction="in"}"#), 1.0);
-    assert_eq!(get(s, r#"mqscope_mqtt_packets_total{type="pingresp",direction="out"}"#), 1.0);
+    assert_eq!(
+        get(
+            s,
+            r#"mqscope_mqtt_packets_total{type="pingreq",direction="in"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(
+            s,
+            r#"mqscope_mqtt_packets_total{type="pingresp",direction="out"}"#
+        ),
+        1.0
+    );
     assert_eq!(
         get(s, r#"mqscope_mqtt_bytes_total{direction="in"}"#),
         r.summary["mqtt_bytes"]["c2s"].as_f64().unwrap()
@@ -192,16 +212,29 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
             assert_eq!(get(s, &k), t[key]["total"].as_f64().unwrap(), "{k}");
         }
         let k = format!("mqscope_payload_size_bytes_count{{topic=\"{name}\"}}");
-        assert_eq!(get(s, &k), t["payload_in"]["count"].as_f64().unwrap(), "{k}");
+        assert_eq!(
+            get(s, &k),
+            t["payload_in"]["count"].as_f64().unwrap(),
+            "{k}"
+        );
     }
     // Hand check from the capture's description: one 12,000-byte PUBLISH on test/bigdata.
-    assert_eq!(get(s, r#"mqscope_payload_size_bytes_sum{topic="test/bigdata"}"#), 12000.0);
     assert_eq!(
-        get(s, r#"mqscope_payload_size_bytes_bucket{topic="test/bigdata",le="4096"}"#),
+        get(s, r#"mqscope_payload_size_bytes_sum{topic="test/bigdata"}"#),
+        12000.0
+    );
+    assert_eq!(
+        get(
+            s,
+            r#"mqscope_payload_size_bytes_bucket{topic="test/bigdata",le="4096"}"#
+        ),
         0.0
     );
     assert_eq!(
-        get(s, r#"mqscope_payload_size_bytes_bucket{topic="test/bigdata",le="16384"}"#),
+        get(
+            s,
+            r#"mqscope_payload_size_bytes_bucket{topic="test/bigdata",le="16384"}"#
+        ),
         1.0
     );
 
@@ -209,10 +242,16 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
     // equals the count and buckets never decrease.
     for e in r.report["tracker"]["exchanges"].as_array().unwrap() {
         let ex = e["exchange"].as_str().unwrap();
-        let count = get(s, &format!("mqscope_latency_seconds_count{{exchange=\"{ex}\"}}"));
+        let count = get(
+            s,
+            &format!("mqscope_latency_seconds_count{{exchange=\"{ex}\"}}"),
+        );
         assert_eq!(count, e["count"].as_f64().unwrap(), "{ex}");
         assert_eq!(
-            get(s, &format!("mqscope_latency_seconds_bucket{{exchange=\"{ex}\",le=\"+Inf\"}}")),
+            get(
+                s,
+                &format!("mqscope_latency_seconds_bucket{{exchange=\"{ex}\",le=\"+Inf\"}}")
+            ),
             count
         );
         if ex != "fanout" {
@@ -227,7 +266,11 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
             let first_full = r
                 .metrics
                 .lines()
-                .filter(|l| l.starts_with(&format!("mqscope_latency_seconds_bucket{{exchange=\"{ex}\",le=")))
+                .filter(|l| {
+                    l.starts_with(&format!(
+                        "mqscope_latency_seconds_bucket{{exchange=\"{ex}\",le="
+                    ))
+                })
                 .find(|l| l.rsplit_once(' ').unwrap().1.parse::<f64>().unwrap() == count)
                 .unwrap();
             let le: f64 = first_full
@@ -242,17 +285,37 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
             assert!(max <= le * 1.02, "{ex}: max {max} above le {le}");
         }
     }
-    assert_eq!(get(s, r#"mqscope_latency_seconds_count{exchange="ping"}"#), 1.0);
-    assert_eq!(get(s, r#"mqscope_connections_total{result="accepted"}"#), 1.0);
-    assert_eq!(get(s, r#"mqscope_connections_total{result="refused"}"#), 0.0);
-    let tracked = r.report["tracker"]["clients"]["connected"].as_f64().unwrap();
+    assert_eq!(
+        get(s, r#"mqscope_latency_seconds_count{exchange="ping"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(s, r#"mqscope_connections_total{result="accepted"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(s, r#"mqscope_connections_total{result="refused"}"#),
+        0.0
+    );
+    let tracked = r.report["tracker"]["clients"]["connected"]
+        .as_f64()
+        .unwrap();
     assert_eq!(get(s, "mqscope_clients_connected"), tracked);
-    for (kind, n) in r.report["events_by_kind"].as_array().unwrap().iter().map(|p| {
-        (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap())
-    }) {
-        assert_eq!(get(s, &format!("mqscope_events_total{{kind=\"{kind}\"}}")), n);
+    for (kind, n) in r.report["events_by_kind"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_str().unwrap().to_string(), p[1].as_f64().unwrap()))
+    {
+        assert_eq!(
+            get(s, &format!("mqscope_events_total{{kind=\"{kind}\"}}")),
+            n
+        );
     }
-    assert!(s.contains_key(r#"mqscope_build_info{version="0.1.0"}"#) || s.keys().any(|k| k.starts_with("mqscope_build_info{")));
+    assert!(
+        s.contains_key(r#"mqscope_build_info{version="0.1.0"}"#)
+            || s.keys().any(|k| k.starts_with("mqscope_build_info{"))
+    );
     promtool_check(&r.metrics);
 }
 
@@ -263,19 +326,33 @@ fn auth_failure_reason_from_connack_0x86() {
     let r = replay(&cap, &[]);
     let s = &r.series;
     assert_eq!(
-        get(s, r#"mqscope_auth_failures_total{reason="bad_username_or_password"}"#),
+        get(
+            s,
+            r#"mqscope_auth_failures_total{reason="bad_username_or_password"}"#
+        ),
         1.0
     );
     assert_eq!(sum_family(s, "mqscope_auth_failures_total{"), 1.0);
-    assert_eq!(get(s, r#"mqscope_connections_total{result="refused"}"#), 1.0);
-    assert_eq!(get(s, r#"mqscope_connections_total{result="accepted"}"#), 0.0);
+    assert_eq!(
+        get(s, r#"mqscope_connections_total{result="refused"}"#),
+        1.0
+    );
+    assert_eq!(
+        get(s, r#"mqscope_connections_total{result="accepted"}"#),
+        0.0
+    );
     assert_eq!(
         r.report["tracker"]["connections"]["auth_failures"].as_f64(),
         Some(1.0)
     );
     // The 35,758-byte JPEG (README) lands between le=16384 and le=65536.
     let topic = r.report["topics"][0]["name"].as_str().unwrap().to_string();
-    let b = |le: &str| get(s, &format!("mqscope_payload_size_bytes_bucket{{topic=\"{topic}\",le=\"{le}\"}}"));
+    let b = |le: &str| {
+        get(
+            s,
+            &format!("mqscope_payload_size_bytes_bucket{{topic=\"{topic}\",le=\"{le}\"}}"),
+        )
+    };
     assert_eq!((b("16384"), b("65536")), (0.0, 1.0));
     promtool_check(&r.metrics);
 }
@@ -298,7 +375,10 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
     let _ = std::fs::remove_dir_all(&dir);
     let s = &r.series;
     let topics = r.report["topics"].as_array().unwrap();
-    assert!(topics.len() > 3, "synthetic capture should have many topic groups");
+    assert!(
+        topics.len() > 3,
+        "synthetic capture should have many topic groups"
+    );
 
     let labels: std::collections::BTreeSet<String> = s
         .keys()
@@ -324,7 +404,10 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
     }
     // Nothing lost by the cut: label sums equal the report's totals.
     for (dir, key) in [("in", "msgs_in"), ("out", "msgs_out")] {
-        let want: f64 = topics.iter().map(|t| t[key]["total"].as_f64().unwrap()).sum();
+        let want: f64 = topics
+            .iter()
+            .map(|t| t[key]["total"].as_f64().unwrap())
+            .sum();
         let got: f64 = s
             .iter()
             .filter(|(k, _)| {
@@ -335,7 +418,10 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
             .sum();
         assert_eq!(got, want, "{dir}");
     }
-    let want: f64 = topics.iter().map(|t| t["payload_in"]["count"].as_f64().unwrap()).sum();
+    let want: f64 = topics
+        .iter()
+        .map(|t| t["payload_in"]["count"].as_f64().unwrap())
+        .sum();
     assert_eq!(sum_family(s, "mqscope_payload_size_bytes_count{"), want);
     promtool_check(&r.metrics);
 }
@@ -351,7 +437,10 @@ fn http_get(addr: &str, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -362,7 +451,14 @@ fn http_listener_serves_metrics_health_and_readiness() {
     std::fs::create_dir_all(&dir).unwrap();
     let mfile = dir.join("m.txt");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mqscope"))
-        .args(["replay", "--no-progress", "--format", "none", "--listen", "127.0.0.1:0"])
+        .args([
+            "replay",
+            "--no-progress",
+            "--format",
+            "none",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .args(["--linger", "20"])
         .arg("--metrics-out")
         .arg(&mfile)
@@ -375,7 +471,10 @@ fn http_listener_serves_metrics_health_and_readiness() {
     let addr = loop {
         line.clear();
         assert!(err.read_line(&mut line).unwrap() > 0, "no listen line");
-        if let Some(rest) = line.trim().strip_prefix("mqscope: serving metrics on http://") {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("mqscope: serving metrics on http://")
+        {
             break rest.trim_end_matches("/metrics").to_string();
         }
     };
@@ -413,4 +512,27 @@ fn http_listener_serves_metrics_health_and_readiness() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn per_client_labels_are_opt_in() {
+    let cap = capture("arkime/mqtt_big.pcap");
+    let off = replay(&cap, &[]);
+    assert!(!off.metrics.contains("client_id="));
+    let dir = std::env::temp_dir().join(format!("mqscope-export-pcl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("prom.json");
+    std::fs::write(&cfg, r#"{"per_client_labels": true}"#).unwrap();
+    let on = replay(&cap, &["--metrics-config", cfg.to_str().unwrap()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    let top = &on.report["tracker"]["clients"]["top"][0];
+    let id = top["client_id"].as_str().unwrap();
+    assert_eq!(
+        get(
+            &on.series,
+            &format!("mqscope_client_messages_total{{client_id=\"{id}\",direction=\"in\"}}")
+        ),
+        top["msgs_in"].as_f64().unwrap()
+    );
+    promtool_check(&on.metrics);
 }

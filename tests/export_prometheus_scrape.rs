@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 fn capture(rel: &str) -> PathBuf {
-    let beside = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures").join(rel);
+    let beside = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/captures")
+        .join(rel);
     if beside.exists() {
         beside
     } else {
@@ -50,7 +52,10 @@ fn http_get(addr: &str, path_and_query: &str) -> Option<(u16, String)> {
     let status = resp.split(' ').nth(1)?.parse().ok()?;
     let (head, body) = resp.split_once("\r\n\r\n")?;
     // Prometheus may answer chunked; the JSON body is then between chunk sizes.
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()
@@ -107,7 +112,14 @@ fn real_prometheus_scrapes_and_promql_returns_the_replay_total() {
     let summary = dir.join("s.json");
 
     let mut mq = Command::new(env!("CARGO_BIN_EXE_mqscope"))
-        .args(["replay", "--no-progress", "--format", "none", "--listen", "127.0.0.1:0"])
+        .args([
+            "replay",
+            "--no-progress",
+            "--format",
+            "none",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .args(["--linger", "90"])
         .arg("--summary-json")
         .arg(&summary)
@@ -121,7 +133,10 @@ fn real_prometheus_scrapes_and_promql_returns_the_replay_total() {
     let target = loop {
         line.clear();
         assert!(err.read_line(&mut line).unwrap() > 0, "no listen line");
-        if let Some(rest) = line.trim().strip_prefix("mqscope: serving metrics on http://") {
+        if let Some(rest) = line
+            .trim()
+            .strip_prefix("mqscope: serving metrics on http://")
+        {
             break rest.trim_end_matches("/metrics").to_string();
         }
     };
@@ -135,7 +150,10 @@ fn real_prometheus_scrapes_and_promql_returns_the_replay_total() {
         {
             break v["mqtt_packets"].as_f64().unwrap();
         }
-        assert!(t0.elapsed() < Duration::from_secs(30), "replay did not finish");
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "replay did not finish"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(want, 23.0, "TShark counts 23 MQTT packets in this capture");
@@ -154,7 +172,10 @@ fn real_prometheus_scrapes_and_promql_returns_the_replay_total() {
     let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
     let prom = Command::new(prom_bin)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address={prom_addr}"))
         .stdout(Stdio::null())
         .stderr(log)

@@ -9,9 +9,11 @@
 //! | `series` | topic groups cut to `max_topic_series` labels (rest → `__other__`), latency histograms |
 //! | `tally` | event counts by reason / action (bounded label sets) |
 //! | `prometheus` | `render(&MetricsInput) -> String`: the documented metric set (`docs/metrics.md`) |
+//! | `broker_metrics` | `$SYS` broker metrics as `mqscope_broker_*` |
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
 
+mod broker_metrics;
 pub mod config;
 pub mod hist;
 pub mod http;
@@ -24,3 +26,6 @@ pub use config::PrometheusConfig;
 pub use prometheus::{MetricsInput, render};
 pub use state::{MetricsSnapshot, MetricsState};
 pub use tally::EventTally;
+
+#[cfg(test)]
+mod tests;

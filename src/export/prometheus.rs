@@ -10,7 +10,7 @@ use prometheus::proto::{
     Bucket, Counter, Gauge, Histogram, LabelPair, Metric, MetricFamily, MetricType,
 };
 
-use crate::broker::metrics::{BrokerKind, BrokerMetrics};
+use crate::broker::metrics::BrokerMetrics;
 use crate::capture::CaptureStats;
 use crate::dissect::DissectStats;
 use crate::mqtt::PacketType;
@@ -73,7 +73,7 @@ pub fn render(input: &MetricsInput<'_>) -> String {
             clients(&mut f, input.config, snap);
         }
     }
-    brokers(&mut f, input.brokers);
+    super::broker_metrics::brokers(&mut f, input.brokers);
     let mut a = f.gauge(
         "mqscope_alerts_firing",
         "Alerts currently firing, by rule and severity.",
@@ -92,11 +92,11 @@ pub fn render(input: &MetricsInput<'_>) -> String {
 }
 
 #[derive(Default)]
-struct Families {
+pub(super) struct Families {
     done: Vec<MetricFamily>,
 }
 
-struct Fam(MetricFamily);
+pub(super) struct Fam(MetricFamily);
 
 impl Families {
     fn new_fam(name: &str, help: &str, ty: MetricType) -> Fam {
@@ -106,16 +106,16 @@ impl Families {
         mf.set_field_type(ty);
         Fam(mf)
     }
-    fn counter(&self, name: &str, help: &str) -> Fam {
+    pub(super) fn counter(&self, name: &str, help: &str) -> Fam {
         Self::new_fam(name, help, MetricType::COUNTER)
     }
-    fn gauge(&self, name: &str, help: &str) -> Fam {
+    pub(super) fn gauge(&self, name: &str, help: &str) -> Fam {
         Self::new_fam(name, help, MetricType::GAUGE)
     }
-    fn histogram(&self, name: &str, help: &str) -> Fam {
+    pub(super) fn histogram(&self, name: &str, help: &str) -> Fam {
         Self::new_fam(name, help, MetricType::HISTOGRAM)
     }
-    fn push(&mut self, fam: Fam) {
+    pub(super) fn push(&mut self, fam: Fam) {
         if !fam.0.get_metric().is_empty() {
             self.done.push(fam.0);
         }
@@ -146,21 +146,21 @@ fn label_pairs(labels: &[(&str, &str)]) -> Vec<LabelPair> {
 }
 
 impl Fam {
-    fn counter(&mut self, labels: &[(&str, &str)], v: u64) {
+    pub(super) fn counter(&mut self, labels: &[(&str, &str)], v: u64) {
         let mut c = Counter::default();
         c.set_value(v as f64);
         let mut m = Metric::from_label(label_pairs(labels));
         m.set_counter(c);
         self.0.mut_metric().push(m);
     }
-    fn gauge(&mut self, labels: &[(&str, &str)], v: f64) {
+    pub(super) fn gauge(&mut self, labels: &[(&str, &str)], v: f64) {
         let mut g = Gauge::default();
         g.set_value(v);
         let mut m = Metric::from_label(label_pairs(labels));
         m.set_gauge(g);
         self.0.mut_metric().push(m);
     }
-    fn histogram(&mut self, labels: &[(&str, &str)], h: &HistCounts, bounds: &[f64]) {
+    pub(super) fn histogram(&mut self, labels: &[(&str, &str)], h: &HistCounts, bounds: &[f64]) {
         let mut hist = Histogram::default();
         hist.set_sample_count(h.count);
         hist.set_sample_sum(h.sum);
@@ -557,209 +557,4 @@ fn clients(f: &mut Families, cfg: &PrometheusConfig, snap: &ObserverSnapshot) {
     f.push(msgs);
     f.push(bytes);
     f.push(up);
-}
-
-type BrokerField = fn(&BrokerMetrics) -> Option<u64>;
-
-const BROKER_GAUGES: [(&str, &str, BrokerField); 13] = [
-    (
-        "mqscope_broker_uptime_seconds",
-        "Broker uptime ($SYS).",
-        |b| b.uptime_s,
-    ),
-    (
-        "mqscope_broker_clients_connected",
-        "Clients connected, as the broker counts them.",
-        |b| b.clients_connected,
-    ),
-    (
-        "mqscope_broker_clients_known",
-        "Clients known to the broker: connected plus persistent sessions.",
-        |b| b.clients_total,
-    ),
-    (
-        "mqscope_broker_clients_disconnected",
-        "Persistent clients currently disconnected.",
-        |b| b.clients_disconnected,
-    ),
-    (
-        "mqscope_broker_clients_maximum",
-        "Highest number of clients connected at once.",
-        |b| b.clients_maximum,
-    ),
-    (
-        "mqscope_broker_retained_messages",
-        "Retained messages held.",
-        |b| b.retained_messages,
-    ),
-    ("mqscope_broker_subscriptions", "Subscriptions held.", |b| {
-        b.subscriptions
-    }),
-    (
-        "mqscope_broker_shared_subscriptions",
-        "Shared subscriptions held (EMQX).",
-        |b| b.shared_subscriptions,
-    ),
-    (
-        "mqscope_broker_store_messages",
-        "Messages held in the store, retained included (Mosquitto).",
-        |b| b.store_messages,
-    ),
-    (
-        "mqscope_broker_store_bytes",
-        "Bytes of messages held in the store (Mosquitto).",
-        |b| b.store_bytes,
-    ),
-    (
-        "mqscope_broker_heap_bytes",
-        "Broker heap in use (Mosquitto with memory tracking).",
-        |b| b.heap_current,
-    ),
-    (
-        "mqscope_broker_heap_max_bytes",
-        "Highest broker heap use (Mosquitto with memory tracking).",
-        |b| b.heap_maximum,
-    ),
-    (
-        "mqscope_broker_alarms_active",
-        "EMQX alarms active, by mqscope's count of activations and deactivations.",
-        |b| Some(b.alarms_active),
-    ),
-];
-
-const BROKER_COUNTERS: [(&str, &str, BrokerField); 16] = [
-    (
-        "mqscope_broker_restarts_total",
-        "Broker restarts detected (uptime going backwards) since mqscope started.",
-        |b| Some(u64::from(b.generation)),
-    ),
-    (
-        "mqscope_broker_clients_expired_total",
-        "Persistent sessions expired.",
-        |b| b.clients_expired,
-    ),
-    (
-        "mqscope_broker_packets_received_total",
-        "MQTT packets of every type received by the broker.",
-        |b| b.packets_received,
-    ),
-    (
-        "mqscope_broker_packets_sent_total",
-        "MQTT packets of every type sent by the broker.",
-        |b| b.packets_sent,
-    ),
-    (
-        "mqscope_broker_messages_received_total",
-        "PUBLISH messages received by the broker.",
-        |b| b.publish_received,
-    ),
-    (
-        "mqscope_broker_messages_sent_total",
-        "PUBLISH messages sent by the broker.",
-        |b| b.publish_sent,
-    ),
-    (
-        "mqscope_broker_messages_dropped_total",
-        "PUBLISH messages dropped by the broker (meaning differs by broker: docs/metrics.md).",
-        |b| b.publish_dropped,
-    ),
-    (
-        "mqscope_broker_messages_dropped_no_subscribers_total",
-        "Messages dropped for lack of subscribers (EMQX).",
-        |b| b.dropped_no_subscribers,
-    ),
-    (
-        "mqscope_broker_publish_received_bytes_total",
-        "PUBLISH bytes received by the broker.",
-        |b| b.publish_bytes_received,
-    ),
-    (
-        "mqscope_broker_publish_sent_bytes_total",
-        "PUBLISH bytes sent by the broker.",
-        |b| b.publish_bytes_sent,
-    ),
-    (
-        "mqscope_broker_received_bytes_total",
-        "Bytes received by the broker.",
-        |b| b.bytes_received,
-    ),
-    (
-        "mqscope_broker_sent_bytes_total",
-        "Bytes sent by the broker.",
-        |b| b.bytes_sent,
-    ),
-    (
-        "mqscope_broker_publish_authz_denied_total",
-        "PUBLISH refused by authorisation (EMQX).",
-        |b| b.publish_auth_denied,
-    ),
-    (
-        "mqscope_broker_subscribe_authz_denied_total",
-        "SUBSCRIBE refused by authorisation (EMQX).",
-        |b| b.subscribe_auth_denied,
-    ),
-    (
-        "mqscope_broker_authz_denied_total",
-        "Authorisation denials (EMQX).",
-        |b| b.authz_denied,
-    ),
-    (
-        "mqscope_broker_authn_failures_total",
-        "Authentication failures (EMQX).",
-        |b| b.authn_failed,
-    ),
-];
-
-/// Normalised `$SYS` metrics, one series per broker node (`node` label for EMQX; none
-/// for Mosquitto). A value the broker does not publish is left out, not zero.
-fn brokers(f: &mut Families, all: &[BrokerMetrics]) {
-    // One series per label set: a second broker with the same (or no) node name is
-    // skipped rather than emitted as a duplicate, which would void the whole scrape.
-    let mut seen = std::collections::HashSet::new();
-    let nodes: Vec<(&BrokerMetrics, Vec<(&str, &str)>)> = all
-        .iter()
-        .filter(|b| seen.insert(b.node.clone()))
-        .map(|b| {
-            (
-                b,
-                b.node.as_deref().map(|n| ("node", n)).into_iter().collect(),
-            )
-        })
-        .collect();
-    let mut info = f.gauge(
-        "mqscope_broker_info",
-        "Always 1; labels name the broker kind and version ($SYS).",
-    );
-    for (b, node) in &nodes {
-        let kind = match b.kind {
-            BrokerKind::Unknown => "unknown",
-            BrokerKind::Mosquitto => "mosquitto",
-            BrokerKind::Emqx => "emqx",
-        };
-        let mut l = vec![
-            ("kind", kind),
-            ("version", b.version.as_deref().unwrap_or("")),
-        ];
-        l.extend(node.iter().copied());
-        info.gauge(&l, 1.0);
-    }
-    f.push(info);
-    for (name, help, get) in BROKER_GAUGES {
-        let mut g = f.gauge(name, help);
-        for (b, node) in &nodes {
-            if let Some(v) = get(b) {
-                g.gauge(node, v as f64);
-            }
-        }
-        f.push(g);
-    }
-    for (name, help, get) in BROKER_COUNTERS {
-        let mut c = f.counter(name, help);
-        for (b, node) in &nodes {
-            if let Some(v) = get(b) {
-                c.counter(node, v);
-            }
-        }
-        f.push(c);
-    }
 }
