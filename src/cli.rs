@@ -8,7 +8,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use std::sync::Arc;
+
 use crate::dissect::DissectConfig;
+use crate::export::{EventTally, MetricsSnapshot, MetricsState, PrometheusConfig};
 use crate::observe::{ObserveConfig, Observer};
 use crate::replay::{self, jsonl::JsonlWriter, progress::Progress, sink::ReplaySink};
 
@@ -89,6 +92,19 @@ struct ReplayArgs {
     /// Never show a progress bar.
     #[arg(long)]
     no_progress: bool,
+    /// Write the Prometheus exposition (what `/metrics` would serve) to this file.
+    #[arg(long)]
+    metrics_out: Option<PathBuf>,
+    /// Serve `/metrics`, `/healthz`, `/readyz` on this address (port 0: any free port;
+    /// the address is printed) during the replay and for `--linger` seconds after it.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Seconds to keep serving after the replay (with `--listen`).
+    #[arg(long, requires = "listen", default_value_t = 60)]
+    linger: u64,
+    /// Prometheus exporter configuration as JSON (fields of `PrometheusConfig`).
+    #[arg(long)]
+    metrics_config: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -226,6 +242,16 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         max_packet_size: a.max_packet_size,
         ..DissectConfig::default()
     };
+    let mcfg = match load_metrics_config(a.metrics_config.as_deref(), a.listen) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let metrics = MetricsState::new(mcfg);
+    if let Some(addr) = a.listen {
+        let bound = spawn_metrics_server(addr, Arc::clone(&metrics))
+            .with_context(|| format!("listening on {addr}"))?;
+        eprintln!("mqscope: serving metrics on http://{bound}/metrics");
+    }
     let progress = if a.no_progress {
         None
     } else {
@@ -261,6 +287,25 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }
+    if a.metrics_out.is_some() || a.listen.is_some() {
+        let mut snap = MetricsSnapshot::new(report.stats.clone(), report.capture.clone());
+        if let Some(obs) = &mut sink.observer {
+            // Nothing else consumes events in replay: the tally reads them all (up to
+            // the queue's cap; the rest are `reason="unknown"`).
+            let mut tally = EventTally::default();
+            for e in obs.events().drain() {
+                tally.observe(&e);
+            }
+            snap = snap.with_observer(obs, metrics.config());
+            snap.events = Some(tally);
+        }
+        metrics.publish(snap);
+        metrics.set_ready(true);
+        if let Some(path) = &a.metrics_out {
+            std::fs::write(path, metrics.render())
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+    }
     if let Some(path) = &a.summary_json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
@@ -277,7 +322,71 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let _ = io::stderr().flush();
+    if a.listen.is_some() {
+        std::thread::sleep(std::time::Duration::from_secs(a.linger));
+    }
     Ok(code)
+}
+
+/// The exporter configuration from `--metrics-config` (defaults otherwise), with
+/// `--listen` overriding its address; invalid → usage error, already reported.
+fn load_metrics_config(
+    path: Option<&std::path::Path>,
+    listen: Option<std::net::SocketAddr>,
+) -> Result<PrometheusConfig, ExitCode> {
+    let mut cfg = match path {
+        None => PrometheusConfig::default(),
+        Some(p) => {
+            let parsed = std::fs::read_to_string(p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("mqscope: {}: {e}", p.display());
+                    return Err(ExitCode::from(EXIT_USAGE));
+                }
+            }
+        }
+    };
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    let errs = cfg.validate();
+    if errs.is_empty() {
+        return Ok(cfg);
+    }
+    for e in errs {
+        eprintln!("mqscope: metrics config: {e}");
+    }
+    Err(ExitCode::from(EXIT_USAGE))
+}
+
+/// Binds now (so the address, and any error, is known before the replay starts) and
+/// serves from a thread of its own with a one-thread runtime: the replay never waits
+/// on a scrape.
+fn spawn_metrics_server(
+    addr: std::net::SocketAddr,
+    state: Arc<MetricsState>,
+) -> io::Result<std::net::SocketAddr> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    let bound = listener.local_addr()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()?;
+    std::thread::Builder::new()
+        .name("metrics-http".into())
+        .spawn(move || {
+            rt.block_on(async move {
+                match tokio::net::TcpListener::from_std(listener) {
+                    Ok(l) => crate::export::http::serve(l, state).await,
+                    Err(e) => eprintln!("mqscope: metrics listener: {e}"),
+                }
+            })
+        })?;
+    Ok(bound)
 }
 
 fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {

@@ -18,6 +18,7 @@
 //! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
 //! | [`sim`] | `mqscope simulate`: realistic OT traffic and misbehaviours against a real broker (rumqttc clients). |
+//! | [`export`] | Prometheus `/metrics` (text exposition rendered from snapshots at scrape time), `/healthz`, `/readyz` on a small tokio HTTP listener. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod broker;
@@ -26,6 +27,7 @@ pub mod cli;
 pub mod detect;
 pub mod dissect;
 pub mod eval;
+pub mod export;
 pub mod input;
 pub mod mqtt;
 pub mod observe;

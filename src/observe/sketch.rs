@@ -331,6 +331,53 @@ impl Sketch {
         Some(self.max)
     }
 
+    /// Cumulative counts for ascending upper `bounds`: `out[i]` ≈ number of values
+    /// `<= bounds[i]` (Prometheus `le` buckets). A bound inside a bucket counts that whole
+    /// bucket, so a value up to one bucket (< 2 %) above the bound may be counted in it;
+    /// bounds below `min` give 0 and bounds at or above `max` give `count()` exactly.
+    /// After a halving (bucket overflow) the shape is scaled back to `count()`. One pass.
+    pub fn cumulative_counts(&self, bounds: &[f64]) -> Vec<u64> {
+        let mut out = Vec::with_capacity(bounds.len());
+        let held: u64 = self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>();
+        if self.count == 0 || held == 0 {
+            out.resize(bounds.len(), 0);
+            return out;
+        }
+        let scale = |n: u64| -> u64 {
+            if held == self.count {
+                n
+            } else {
+                ((n as f64) * (self.count as f64) / (held as f64)).round() as u64
+            }
+        };
+        let (mut i, mut seen) = (0usize, self.zero);
+        for &b in bounds {
+            let n = if b.is_nan() || b < self.min {
+                0
+            } else if b >= self.max {
+                self.count
+            } else if b < MIN_INDEXED {
+                scale(self.zero)
+            } else {
+                let last = i64::from(index_of(b)) - i64::from(self.offset);
+                while (i as i64) <= last {
+                    let Some(&c) = self.bins.get(i) else { break };
+                    seen += u64::from(c);
+                    i += 1;
+                }
+                scale(seen).min(self.count)
+            };
+            out.push(n);
+        }
+        // Monotone even if `bounds` were not sorted (keeps the exposition valid).
+        for k in 1..out.len() {
+            if out[k] < out[k - 1] {
+                out[k] = out[k - 1];
+            }
+        }
+        out
+    }
+
     pub fn clear(&mut self) {
         self.bins.clear();
         self.offset = 0;

@@ -46,7 +46,8 @@ pub use auto::{auto_template, is_identifier};
 pub use distinct::Distinct;
 pub use filter::Filter;
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
-use stats::{GroupStats, PublishInfo};
+pub use stats::GroupStats;
+use stats::PublishInfo;
 
 /// Longest topic (or template) name stored; longer topics skip the exact tier.
 pub const MAX_NAME_LEN: usize = 256;
@@ -386,6 +387,14 @@ impl Topics {
     /// Kind of a live group; `Other` for a stale id.
     pub fn group_kind(&self, g: GroupId) -> GroupKind {
         self.get(g).map_or(GroupKind::Other, |g| g.kind)
+    }
+
+    /// Visits every live group with its name, kind and statistics (for exporters that
+    /// read the sketches themselves). Allocates nothing.
+    pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
+        for g in self.slots.iter().filter_map(|s| s.group.as_deref()) {
+            f(g.name(), g.kind, &g.stats);
+        }
     }
 
     /// Live groups of all kinds.

@@ -135,6 +135,17 @@ impl GroupStats {
         }
     }
 
+    /// Payload sizes of inbound messages, bytes.
+    pub fn payload_sketch(&self) -> &Sketch {
+        &self.payload_in
+    }
+
+    /// Per-group latency of `ex` (`publish_qos1`, `publish_qos2`, `fanout`), once sampled.
+    pub fn latency_sketch(&self, ex: Exchange) -> Option<&Sketch> {
+        let i = latency_slot(ex)?;
+        self.latency.as_ref().and_then(|l| l.get(i))
+    }
+
     /// Adds the lifetime statistics of `other` (an evicted exact topic) to this group.
     /// Window counts are not moved: a topic is evicted only after being idle longer than
     /// the ring, so its buckets are empty; its totals are. Inter-arrival state describes

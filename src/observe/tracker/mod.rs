@@ -170,6 +170,15 @@ impl Tracker {
         }
     }
 
+    /// The latency sketch of one exchange (for exporters that need more than the
+    /// snapshot's quantiles, e.g. histogram buckets).
+    pub fn latency_sketch(&self, e: Exchange) -> Option<&crate::observe::sketch::Sketch> {
+        if e == Exchange::Fanout {
+            return Some(&self.fan.sketch);
+        }
+        self.lat.stats.get(e.index()).map(|s| &s.sketch)
+    }
+
     /// Approximate bytes held by the tracker's tables and sketches.
     pub fn mem_bytes(&self) -> usize {
         self.conns.mem_bytes()

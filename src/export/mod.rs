@@ -1,0 +1,31 @@
+//! Exporters: the pipeline's counters and sketches as metrics for other systems. Now:
+//! Prometheus text exposition over a small HTTP listener. Rendering happens at scrape
+//! time from owned snapshots; nothing here runs per packet.
+//!
+//! | module | job |
+//! |---|---|
+//! | `config` | `PrometheusConfig`: listen address and label caps |
+//! | `hist` | fixed `le` bounds; sketches read as cumulative bucket counts |
+//! | `series` | topic groups cut to `max_topic_series` labels (rest → `__other__`), latency histograms |
+//! | `tally` | event counts by reason / action (bounded label sets) |
+//! | `prometheus` | `render(&MetricsInput) -> String`: the documented metric set (`docs/metrics.md`) |
+//! | `broker_metrics` | `$SYS` broker metrics as `mqscope_broker_*` |
+//! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
+//! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
+
+mod broker_metrics;
+pub mod config;
+pub mod hist;
+pub mod http;
+pub mod prometheus;
+pub mod series;
+pub mod state;
+pub mod tally;
+
+pub use config::PrometheusConfig;
+pub use prometheus::{MetricsInput, render};
+pub use state::{MetricsSnapshot, MetricsState};
+pub use tally::EventTally;
+
+#[cfg(test)]
+mod tests;
