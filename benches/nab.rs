@@ -33,6 +33,18 @@ fn main() {
             s.push(v.score);
         }
         rows += f.rows.len();
+        // NAB_DUMP=<part of a file name> writes that file's rows with scores to stdout
+        // (index, value, score, alert, window role) for offline inspection.
+        if let Ok(pat) = std::env::var("NAB_DUMP")
+            && f.name.contains(pat.as_str())
+        {
+            for (i, r) in f.rows.iter().enumerate() {
+                println!(
+                    "dump {i} {} {:.6} {} {:?}",
+                    r.value, s[i], a[i] as u8, f.roles[i]
+                );
+            }
+        }
         alerts.push(a);
         scores.push(s);
     }

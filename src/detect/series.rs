@@ -46,6 +46,10 @@ pub struct DetectorConfig {
     pub alert_probability: f64,
     /// Samples after an alert during which no new alert is raised.
     pub refractory: u64,
+    /// Weight of the time-of-day noise level in the residual scale, in [0, 1]: 0 uses
+    /// one scale for the whole day; 1 uses each bucket's own noise level. Many daily
+    /// series are much noisier at their busy hours than at night.
+    pub season_scale_weight: f64,
     pub spot: SpotConfig,
 }
 
@@ -61,6 +65,7 @@ impl Default for DetectorConfig {
             season_halflife: 20.0,
             alert_probability: 1e-3,
             refractory: 500,
+            season_scale_weight: 0.0,
             spot: SpotConfig::default(),
         }
     }
@@ -98,9 +103,11 @@ impl Baseline {
 
     /// Residual in sigma-like units; a floor relative to the level keeps a flat series
     /// from turning rounding noise into infinite scores.
-    fn z(&self, d: f64) -> f64 {
+    /// `f` is the time-of-day scale factor (1 without seasonality): the residual is
+    /// judged against `mad * f`.
+    fn z(&self, d: f64, f: f64) -> f64 {
         let floor = 1e-9 * (1.0 + self.level.abs());
-        (d - self.level) / (self.mad * MEAN_ABS_DEV_TO_SIGMA).max(floor)
+        (d - self.level) / (self.mad * MEAN_ABS_DEV_TO_SIGMA * f).max(floor)
     }
 
     fn probability(&self, z: f64, cfg: &SpotConfig) -> f64 {
@@ -109,6 +116,8 @@ impl Baseline {
             .min(self.down.tail_probability(-z, cfg))
     }
 
+    // One call per sample on the hot path; the weights are computed once by the caller.
+    #[allow(clippy::too_many_arguments)]
     fn learn(
         &mut self,
         d: f64,
@@ -116,11 +125,13 @@ impl Baseline {
         flagged: bool,
         a_level: f64,
         a_scale: f64,
+        f: f64,
         cfg: &DetectorConfig,
     ) {
         self.up.learn(z.max(0.0), flagged, &cfg.spot);
         self.down.learn((-z).max(0.0), flagged, &cfg.spot);
-        let r = d - self.level;
+        // The scale is learned in time-of-day-normalised units.
+        let r = (d - self.level) / f;
         // Winsorise: beyond `winsor` scales, move as if the residual were at the limit.
         let lim = cfg.winsor * self.mad * MEAN_ABS_DEV_TO_SIGMA;
         let rc = if self.mad > 0.0 {
@@ -128,7 +139,7 @@ impl Baseline {
         } else {
             r
         };
-        self.level += a_level * rc;
+        self.level += a_level * rc * f;
         self.mad += a_scale * (rc.abs() - self.mad);
     }
 }
@@ -145,6 +156,11 @@ pub struct SeriesDetector {
     /// Seasonal offsets and their visit counts (empty when seasonality is off).
     season: Vec<f64>,
     visits: Vec<u32>,
+    /// Per-bucket mean absolute residual (time-of-day noise level) and their sum.
+    #[serde(default)]
+    season_mad: Vec<f64>,
+    #[serde(default)]
+    season_mad_sum: f64,
 }
 
 /// EWMA weight for a half-life in samples, with a 1/n start so early estimates are
@@ -165,6 +181,8 @@ impl SeriesDetector {
             slow: None,
             season: vec![0.0; b],
             visits: vec![0; b],
+            season_mad: vec![0.0; b],
+            season_mad_sum: 0.0,
             cfg,
         }
     }
@@ -210,15 +228,23 @@ impl SeriesDetector {
             _ => 0.0,
         };
         let d = value - offset;
+        let f = match bucket {
+            Some(b) if day_seen && self.cfg.season_scale_weight > 0.0 => self.scale_factor(b),
+            _ => 1.0,
+        };
         let (Some(fast), Some(slow)) = (self.fast.as_mut(), self.slow.as_mut()) else {
             self.fast = Some(Baseline::new(d));
             self.slow = Some(Baseline::new(d));
-            self.learn_season(bucket, value, d);
+            self.learn_season(bucket, value, d, 0.0);
             return quiet;
         };
         let cfg = &self.cfg;
-        let zf = fast.z(d);
-        let zs = slow.z(d);
+        let zf = fast.z(d, f);
+        let zs = slow.z(d, f);
+        // The slow residual, winsorised, feeds the time-of-day noise level.
+        let res = (d - slow.level)
+            .abs()
+            .min(cfg.winsor * slow.mad * MEAN_ABS_DEV_TO_SIGMA * f);
         let pf = fast.probability(zf, &cfg.spot);
         let ps = slow.probability(zs, &cfg.spot);
         let p = pf.min(ps);
@@ -241,6 +267,7 @@ impl SeriesDetector {
             pf < cfg.alert_probability,
             alpha(cfg.fast_halflife, n),
             alpha(cfg.scale_halflife, n),
+            f,
             cfg,
         );
         slow.learn(
@@ -249,23 +276,52 @@ impl SeriesDetector {
             ps < cfg.alert_probability,
             alpha(cfg.slow_halflife, n),
             alpha(cfg.scale_halflife, n),
+            f,
             cfg,
         );
         let level = slow.level;
-        self.learn_season(bucket, value, level);
+        self.learn_season(bucket, value, level, res);
         Verdict { score, alert }
     }
 
     /// Moves the bucket's offset toward `value - level` (the slow level, so the profile
     /// describes the shape of a day, not its mean).
-    fn learn_season(&mut self, bucket: Option<usize>, value: f64, level: f64) {
+    fn learn_season(&mut self, bucket: Option<usize>, value: f64, level: f64, res: f64) {
         let Some(b) = bucket else { return };
-        let (Some(s), Some(v)) = (self.season.get_mut(b), self.visits.get_mut(b)) else {
+        let (Some(s), Some(v), Some(m)) = (
+            self.season.get_mut(b),
+            self.visits.get_mut(b),
+            self.season_mad.get_mut(b),
+        ) else {
             return;
         };
         *v = v.saturating_add(1);
         let a = alpha(self.cfg.season_halflife, u64::from(*v));
         *s += a * ((value - level) - *s);
+        let dm = a * (res - *m);
+        *m += dm;
+        self.season_mad_sum += dm;
+    }
+
+    /// This bucket's noise level relative to the day's average, shrunk toward 1 (partial
+    /// pooling: a bucket's estimate rests on few visits, and a bucket that happened to be
+    /// noiseless must not make every later deviation there infinitely rare; the factor
+    /// never drops below `1 - season_scale_weight`).
+    fn scale_factor(&self, b: usize) -> f64 {
+        let n = self.season_mad.len();
+        let mean = self.season_mad_sum / n.max(1) as f64;
+        // A bucket's noise level needs a half-life of visits before it means anything.
+        let seasoned = self
+            .visits
+            .get(b)
+            .is_some_and(|&v| f64::from(v) >= self.cfg.season_halflife);
+        match self.season_mad.get(b) {
+            Some(&m) if seasoned && mean > 0.0 && m.is_finite() => {
+                let w = self.cfg.season_scale_weight;
+                (1.0 - w) + w * m / mean
+            }
+            _ => 1.0,
+        }
     }
 }
 
@@ -298,16 +354,16 @@ mod tests {
             (13.729935213439813, 2.958717606719907),
         ];
         for (d, (lvl, mad)) in [12.0, 8.0, 30.0].into_iter().zip(want) {
-            let z = b.z(d);
-            b.learn(d, z, false, 0.5, 0.25, &cfg);
+            let z = b.z(d, 1.0);
+            b.learn(d, z, false, 0.5, 0.25, 1.0, &cfg);
             assert!((b.level - lvl).abs() < 1e-12, "{} vs {lvl}", b.level);
             assert!((b.mad - mad).abs() < 1e-12, "{} vs {mad}", b.mad);
         }
         // z = (20 - 13.729935213439813) / (2.958717606719907 * k) = 1.6908635947775619
         assert!(
-            (b.z(20.0) - 1.6908635947775619).abs() < 1e-9,
+            (b.z(20.0, 1.0) - 1.6908635947775619).abs() < 1e-9,
             "{}",
-            b.z(20.0)
+            b.z(20.0, 1.0)
         );
     }
 
