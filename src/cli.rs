@@ -375,6 +375,7 @@ fn run_live(a: RunArgs) -> ExitCode {
         .with_writer(io::stderr)
         .with_max_level(a.log_level)
         .with_target(false)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
         .try_init();
     let ov = overrides(&a);
     let loaded = match &a.config {

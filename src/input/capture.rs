@@ -237,6 +237,7 @@ impl LiveCapture {
             counters: counters.clone(),
             stop: stop.clone(),
             batch_frames: cfg.batch_frames.max(1),
+            wait_ms: i32::try_from(cfg.read_timeout_ms).unwrap_or(100).max(1),
             // Room for a full batch of average frames; grows (once) for jumbo traffic.
             batch_bytes: cfg.batch_frames.max(1).saturating_mul(512),
             ns_scale: NS_SCALE,
@@ -319,8 +320,11 @@ fn open(
         .snaplen(i32::try_from(cfg.snaplen).unwrap_or(i32::MAX))
         .buffer_size(i32::try_from(cfg.buffer_bytes).unwrap_or(i32::MAX))
         .promisc(cfg.promiscuous)
-        // Frames are delivered as they arrive (no kernel block timeout), and a read returns
-        // after read_timeout_ms without one so the stop flag and partial batches are seen.
+        // Frames are delivered as they arrive. libpcap's read timeout does not fire on an
+        // idle interface (Linux TPACKET), so reads are non-blocking and the thread waits in
+        // poll(2) with its own timeout: that is how it sees the stop flag and flushes
+        // partial batches at low rates. The timeout still bounds kernel block retirement
+        // where libpcap uses TPACKET_V3.
         .immediate_mode(true)
         .timeout(i32::try_from(cfg.read_timeout_ms).unwrap_or(100).max(1));
     #[cfg(target_os = "linux")]
@@ -339,6 +343,10 @@ fn open(
             filter: filter.clone(),
             detail: e.to_string(),
         })?;
+    let cap = cap.setnonblock().map_err(|e| CaptureError::Other {
+        interface: iface.clone(),
+        detail: format!("cannot set non-blocking mode: {e}"),
+    })?;
     Ok((cap, dlt, link, filter))
 }
 
@@ -368,6 +376,7 @@ struct Worker {
     counters: Arc<CaptureCounters>,
     stop: Arc<AtomicBool>,
     batch_frames: usize,
+    wait_ms: i32,
     batch_bytes: usize,
     ns_scale: u64,
 }
@@ -411,6 +420,18 @@ impl Worker {
         }
     }
 
+    /// At shutdown the consumer is draining, so this send may wait: the last frames are
+    /// worth it.
+    fn send_final(&self, batch: Batch) -> Batch {
+        let n = batch.len() as u64;
+        if self.tx.send(batch).is_ok() {
+            self.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        }
+        self.fresh_batch()
+    }
+
     fn run(mut self) {
         let mut batch = self.fresh_batch();
         let mut first_ts = 0u64;
@@ -419,14 +440,8 @@ impl Worker {
         while !self.stop.load(Ordering::Relaxed) {
             match self.cap.next_packet() {
                 Ok(pkt) => {
-                    let ts = &pkt.header.ts;
-                    let ts_ns = (ts.tv_sec.max(0) as u64)
-                        .saturating_mul(1_000_000_000)
-                        .saturating_add((ts.tv_usec.max(0) as u64).saturating_mul(self.ns_scale));
-                    self.counters.frames.fetch_add(1, Ordering::Relaxed);
-                    self.counters
-                        .bytes
-                        .fetch_add(pkt.data.len() as u64, Ordering::Relaxed);
+                    let ts_ns = frame_ts_ns(pkt.header, self.ns_scale);
+                    count(&self.counters, pkt.data.len());
                     if batch.is_empty() {
                         first_ts = ts_ns;
                     }
@@ -437,10 +452,13 @@ impl Worker {
                         batch = self.send(batch);
                     }
                 }
+                // Non-blocking: nothing ready. Hand over what we hold, then sleep until a
+                // frame arrives or the timeout passes.
                 Err(pcap::Error::TimeoutExpired) => {
                     if !batch.is_empty() {
                         batch = self.send(batch);
                     }
+                    wait_readable(&self.cap, self.wait_ms);
                 }
                 Err(_) => {
                     self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
@@ -453,18 +471,61 @@ impl Worker {
                 base.update(&mut self.cap, &self.counters);
             }
         }
-        // Shutdown: the last frames matter (a clean stop must not lose them) and the
-        // consumer is draining, so this one send may wait.
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            if self.tx.send(batch).is_ok() {
-                self.counters.batches_sent.fetch_add(1, Ordering::Relaxed);
-            } else {
-                self.counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
+        // Shutdown: what the kernel already holds was on the wire before the stop, so it is
+        // read too (a clean stop must not lose the last packets), bounded in frames and
+        // time on a busy interface.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        for _ in 0..1_000_000 {
+            let Ok(pkt) = self.cap.next_packet() else {
+                break;
+            };
+            let ts_ns = frame_ts_ns(pkt.header, self.ns_scale);
+            let len = pkt.data.len();
+            batch.push(ts_ns, pkt.data);
+            count(&self.counters, len);
+            if batch.len() >= self.batch_frames {
+                batch = self.send_final(batch);
             }
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        if !batch.is_empty() {
+            self.send_final(batch);
         }
         base.update(&mut self.cap, &self.counters);
     }
+}
+
+fn count(c: &CaptureCounters, bytes: usize) {
+    c.frames.fetch_add(1, Ordering::Relaxed);
+    c.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+}
+
+fn frame_ts_ns(h: &pcap::PacketHeader, ns_scale: u64) -> u64 {
+    (h.ts.tv_sec.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add((h.ts.tv_usec.max(0) as u64).saturating_mul(ns_scale))
+}
+
+#[cfg(unix)]
+fn wait_readable(cap: &pcap::Capture<pcap::Active>, timeout_ms: i32) {
+    use std::os::unix::io::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: cap.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid, initialised pollfd on the stack and a count of 1. The result is
+    // not needed: readable, timed out or interrupted, the caller just reads again.
+    unsafe {
+        libc::poll(&mut p, 1, timeout_ms);
+    }
+}
+
+#[cfg(not(unix))]
+fn wait_readable(_cap: &pcap::Capture<pcap::Active>, timeout_ms: i32) {
+    std::thread::sleep(Duration::from_millis(timeout_ms as u64));
 }
 
 /// Widens libpcap's 32-bit counters: adds the wrapping difference since the last read.
