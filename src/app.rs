@@ -320,15 +320,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     match worker.join() {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(AppError::Other(e)),
-        Err(_) => Err(AppError::Other(anyhow::anyhow!("processing thread panicked"))),
+        Err(_) => Err(AppError::Other(anyhow::anyhow!(
+            "processing thread panicked"
+        ))),
     }
 }
 
 /// Waits for a signal, the stop handle, or the processing thread ending on its own.
-async fn wait_for_stop(
-    stop: &StopHandle,
-    worker: &JoinHandle<anyhow::Result<()>>,
-) -> &'static str {
+async fn wait_for_stop(stop: &StopHandle, worker: &JoinHandle<anyhow::Result<()>>) -> &'static str {
     #[cfg(unix)]
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut tick = tokio::time::interval(Duration::from_millis(200));

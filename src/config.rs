@@ -467,7 +467,11 @@ fn clean_message(m: &str) -> String {
 
 fn line_of(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 struct Validator<'a> {
@@ -500,7 +504,10 @@ impl CaptureConfig {
     fn check(&self, v: &mut Validator<'_>) {
         // Linux IFNAMSIZ is 16 including the NUL.
         if self.interface.is_empty() || self.interface.len() > 15 {
-            v.err("capture.interface", "must be 1..=15 bytes (e.g. eth0, lo, any)");
+            v.err(
+                "capture.interface",
+                "must be 1..=15 bytes (e.g. eth0, lo, any)",
+            );
         } else if self
             .interface
             .bytes()
@@ -604,7 +611,10 @@ fn check_observe(o: &ObserveConfig, v: &mut Validator<'_>) {
         }
     }
     if !(o.unanswered_timeout_secs.is_finite() && o.unanswered_timeout_secs > 0.0) {
-        v.err("observe.unanswered_timeout_secs", "must be a positive number");
+        v.err(
+            "observe.unanswered_timeout_secs",
+            "must be a positive number",
+        );
     }
     if o.fanout_window_ms == 0 {
         v.err("observe.fanout_window_ms", "must be > 0");
@@ -644,7 +654,9 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_lines() {
-        let e = Config::from_toml("[capture]\nports = [1883,\n").unwrap_err().0;
+        let e = Config::from_toml("[capture]\nports = [1883,\n")
+            .unwrap_err()
+            .0;
         assert!(!e.is_empty());
         assert!(e[0].message.starts_with("syntax error"), "{e:#?}");
         assert!(e[0].line.is_some());
@@ -666,7 +678,8 @@ mod tests {
 
     #[test]
     fn semantic_errors_point_at_keys() {
-        let text = "[capture]\nports = [1883]\ntls_ports = [1883]\nsnaplen = 10\n[http]\nlisten = \"x\"\n";
+        let text =
+            "[capture]\nports = [1883]\ntls_ports = [1883]\nsnaplen = 10\n[http]\nlisten = \"x\"\n";
         let e = Config::from_toml(text).unwrap_err().0;
         let paths: Vec<_> = e.iter().map(|e| (e.path.as_str(), e.line)).collect();
         assert_eq!(

@@ -72,7 +72,10 @@ fn expected() -> [(&'static str, &'static str); 7] {
         ("line 4: capture.snaplen:", "invalid type"),
         ("line 5: capture.colour:", "unknown field"),
         ("line 8: limits.max_flowz:", "unknown field"),
-        ("line 10: broker:", "ca_file /nonexistent/mqscope-test/ca.pem"),
+        (
+            "line 10: broker:",
+            "ca_file /nonexistent/mqscope-test/ca.pem",
+        ),
         ("line 15: http.listen:", "not ip:port"),
         ("line 17: extra:", "unknown section"),
     ]
@@ -81,9 +84,7 @@ fn expected() -> [(&'static str, &'static str); 7] {
 fn assert_all_listed(stderr: &str) {
     for (at, what) in expected() {
         assert!(
-            stderr
-                .lines()
-                .any(|l| l.contains(at) && l.contains(what)),
+            stderr.lines().any(|l| l.contains(at) && l.contains(what)),
             "missing {at} {what} in:\n{stderr}"
         );
     }
@@ -107,11 +108,7 @@ fn run_refuses_the_same_file_before_opening_anything() {
     let p = temp_file("broken-run.toml", BROKEN);
     // Interface "lo" would be capturable as root: an exit 64 (not a capture start) shows
     // validation came first.
-    let out = bin()
-        .args(["run", "--config"])
-        .arg(&p)
-        .output()
-        .unwrap();
+    let out = bin().args(["run", "--config"]).arg(&p).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(64), "{stderr}");
     assert_all_listed(&stderr);

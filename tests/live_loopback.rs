@@ -136,10 +136,7 @@ impl Mqscope {
     fn terminate(mut self) -> Value {
         let pid = self.guard.0.id().to_string();
         let sent = Instant::now();
-        let st = Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap();
+        let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
         assert!(st.success());
         let status = loop {
             if let Some(s) = self.guard.0.try_wait().unwrap() {
@@ -179,16 +176,40 @@ fn count(stats: &Value, ty: &str) -> (u64, u64) {
 
 #[test]
 fn loopback_capture_sees_every_packet_of_a_known_exchange() {
-    let dir = temp_dir("exact");
+    exact_exchange("lo", 1);
+}
+
+/// `any` (Linux cooked capture, DLT 113) sees loopback traffic too, each packet once.
+#[test]
+fn the_any_interface_sees_the_same_exchange() {
+    exact_exchange("any", 113);
+}
+
+fn exact_exchange(iface: &str, dlt: u64) {
+    let dir = temp_dir(&format!("exact-{iface}"));
     let port = free_port();
     let _broker = start_mosquitto(&dir, port);
     let p = port.to_string();
-    let mq = start_mqscope(&dir, &["--interface", "lo", "--ports", &p]);
+    let mq = start_mqscope(&dir, &["--interface", iface, "--ports", &p]);
 
     // One subscriber at QoS 2 waiting for 3 messages; `-d` reports its SUBACK (line
     // buffered through stdbuf) so the publishers only start once it is subscribed.
     let mut sub = Command::new("stdbuf")
-        .args(["-oL", "mosquitto_sub", "-p", &p, "-q", "2", "-t", "lt/#", "-C", "3", "-d", "-i", "lt-sub"])
+        .args([
+            "-oL",
+            "mosquitto_sub",
+            "-p",
+            &p,
+            "-q",
+            "2",
+            "-t",
+            "lt/#",
+            "-C",
+            "3",
+            "-d",
+            "-i",
+            &format!("lt-sub-{iface}"),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -209,7 +230,10 @@ fn loopback_capture_sees_every_packet_of_a_known_exchange() {
             assert!(s.success());
             break;
         }
-        assert!(Instant::now() < deadline, "subscriber did not get 3 messages");
+        assert!(
+            Instant::now() < deadline,
+            "subscriber did not get 3 messages"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     // Let the last FIN/ACKs reach the capture thread's ring (it also drains on stop).
@@ -234,7 +258,12 @@ fn loopback_capture_sees_every_packet_of_a_known_exchange() {
         ("DISCONNECT", (4, 0)),
     ];
     for (ty, n) in want {
-        assert_eq!(count(&stats, ty), n, "{ty}: {:#}", stats["packets_by_type_and_direction"]);
+        assert_eq!(
+            count(&stats, ty),
+            n,
+            "{ty}: {:#}",
+            stats["packets_by_type_and_direction"]
+        );
     }
     let d = &stats["dissect"];
     assert_eq!(d["mqtt_packets"], 28, "{d:#}");
@@ -244,12 +273,16 @@ fn loopback_capture_sees_every_packet_of_a_known_exchange() {
     let c = &stats["capture"]["counters"];
     assert_eq!(c["frames_dropped"], 0, "{c:#}");
     assert_eq!(c["pcap_dropped"], 0, "{c:#}");
+    assert_eq!(stats["capture"]["dlt"], dlt);
     let filter = stats["capture"]["filter"].as_str().unwrap();
     assert!(filter.contains(&format!("port {port}")), "{filter}");
     assert_eq!(stats["final"], true);
     // The observation core saw the same exchange: one subscriber connection's client id.
     let obs = serde_json::to_string(&stats["observer"]).unwrap();
-    assert!(obs.contains("lt-sub"), "observer snapshot lacks the client id");
+    assert!(
+        obs.contains(&format!("lt-sub-{iface}")),
+        "observer snapshot lacks the client id"
+    );
 }
 
 #[test]
@@ -273,7 +306,10 @@ fn sys_input_connects_and_feeds_broker_metrics() {
     assert!(b["messages"].as_u64().unwrap() > 0, "{b:#}");
     assert_eq!(b["nodes"][0]["kind"], "mosquitto", "{b:#}");
     // mqscope's own connection is one of the broker's clients.
-    assert!(b["nodes"][0]["clients_connected"].as_u64().unwrap() >= 1, "{b:#}");
+    assert!(
+        b["nodes"][0]["clients_connected"].as_u64().unwrap() >= 1,
+        "{b:#}"
+    );
     assert!(stats["capture"].is_null());
 }
 
@@ -284,7 +320,15 @@ fn capture_without_cap_net_raw_fails_at_start_naming_it() {
     let out = Command::new("setpriv")
         .args(["--bounding-set=-net_raw,-net_admin", "--"])
         .arg(env!("CARGO_BIN_EXE_mqscope"))
-        .args(["run", "--interface", "lo", "--ports", "1883", "--listen", "127.0.0.1:0"])
+        .args([
+            "run",
+            "--interface",
+            "lo",
+            "--ports",
+            "1883",
+            "--listen",
+            "127.0.0.1:0",
+        ])
         .output()
         .expect("setpriv (util-linux) installed");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -67,9 +67,12 @@ impl Batch {
 
     /// `(timestamp ns, captured bytes)` of each frame, in capture order.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
-        self.frames
-            .iter()
-            .map(|f| (f.ts_ns, self.data.get(f.start..f.start + f.len).unwrap_or(&[])))
+        self.frames.iter().map(|f| {
+            (
+                f.ts_ns,
+                self.data.get(f.start..f.start + f.len).unwrap_or(&[]),
+            )
+        })
     }
 }
 
@@ -142,9 +145,18 @@ pub enum CaptureError {
         detail: String,
     },
     /// The BPF filter built from the ports did not compile (a bug, or an exotic link type).
-    Filter { filter: String, detail: String },
-    UnsupportedLink { interface: String, dlt: i32 },
-    Other { interface: String, detail: String },
+    Filter {
+        filter: String,
+        detail: String,
+    },
+    UnsupportedLink {
+        interface: String,
+        dlt: i32,
+    },
+    Other {
+        interface: String,
+        detail: String,
+    },
 }
 
 impl CaptureError {
@@ -232,14 +244,16 @@ impl LiveCapture {
         let stop = Arc::new(AtomicBool::new(false));
         let worker = Worker {
             cap,
-            tx,
-            recycled,
-            counters: counters.clone(),
-            stop: stop.clone(),
-            batch_frames: cfg.batch_frames.max(1),
+            out: Handoff {
+                tx,
+                recycled,
+                counters: counters.clone(),
+                stop: stop.clone(),
+                batch_frames: cfg.batch_frames.max(1),
+                // Room for a full batch of average frames; grows (once) for jumbo traffic.
+                batch_bytes: cfg.batch_frames.max(1).saturating_mul(512),
+            },
             wait_ms: i32::try_from(cfg.read_timeout_ms).unwrap_or(100).max(1),
-            // Room for a full batch of average frames; grows (once) for jumbo traffic.
-            batch_bytes: cfg.batch_frames.max(1).saturating_mul(512),
             ns_scale: NS_SCALE,
         };
         let thread = std::thread::Builder::new()
@@ -371,21 +385,26 @@ fn classify_open_error(cfg: &CaptureConfig, e: pcap::Error) -> CaptureError {
 
 struct Worker {
     cap: pcap::Capture<pcap::Active>,
+    out: Handoff,
+    wait_ms: i32,
+    ns_scale: u64,
+}
+
+/// The capture thread's side of the channel: batch reuse, drop-on-full and its counting.
+struct Handoff {
     tx: SyncSender<Batch>,
     recycled: Receiver<Batch>,
     counters: Arc<CaptureCounters>,
     stop: Arc<AtomicBool>,
     batch_frames: usize,
-    wait_ms: i32,
     batch_bytes: usize,
-    ns_scale: u64,
 }
 
 /// How long a partly filled batch may wait for more frames (in capture time).
 const BATCH_MAX_AGE_NS: u64 = 20_000_000;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
-impl Worker {
+impl Handoff {
     fn fresh_batch(&self) -> Batch {
         match self.recycled.try_recv() {
             Ok(mut b) => {
@@ -406,7 +425,9 @@ impl Worker {
                 self.fresh_batch()
             }
             Err(TrySendError::Full(mut b)) => {
-                self.counters.batches_dropped.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .batches_dropped
+                    .fetch_add(1, Ordering::Relaxed);
                 self.counters.frames_dropped.fetch_add(n, Ordering::Relaxed);
                 b.clear();
                 b
@@ -431,44 +452,47 @@ impl Worker {
         }
         self.fresh_batch()
     }
+}
 
+impl Worker {
     fn run(mut self) {
-        let mut batch = self.fresh_batch();
+        let out = &self.out;
+        let mut batch = out.fresh_batch();
         let mut first_ts = 0u64;
         let mut last_stats = Instant::now();
         let mut base = PcapBase::default();
-        while !self.stop.load(Ordering::Relaxed) {
+        while !out.stop.load(Ordering::Relaxed) {
             match self.cap.next_packet() {
                 Ok(pkt) => {
                     let ts_ns = frame_ts_ns(pkt.header, self.ns_scale);
-                    count(&self.counters, pkt.data.len());
+                    count(&out.counters, pkt.data.len());
                     if batch.is_empty() {
                         first_ts = ts_ns;
                     }
                     batch.push(ts_ns, pkt.data);
-                    if batch.len() >= self.batch_frames
+                    if batch.len() >= out.batch_frames
                         || ts_ns.saturating_sub(first_ts) >= BATCH_MAX_AGE_NS
                     {
-                        batch = self.send(batch);
+                        batch = out.send(batch);
                     }
                 }
                 // Non-blocking: nothing ready. Hand over what we hold, then sleep until a
                 // frame arrives or the timeout passes.
                 Err(pcap::Error::TimeoutExpired) => {
                     if !batch.is_empty() {
-                        batch = self.send(batch);
+                        batch = out.send(batch);
                     }
                     wait_readable(&self.cap, self.wait_ms);
                 }
                 Err(_) => {
-                    self.counters.read_errors.fetch_add(1, Ordering::Relaxed);
+                    out.counters.read_errors.fetch_add(1, Ordering::Relaxed);
                     // A persistent error (interface gone) must not spin a core.
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
             if last_stats.elapsed() >= STATS_EVERY {
                 last_stats = Instant::now();
-                base.update(&mut self.cap, &self.counters);
+                base.update(&mut self.cap, &out.counters);
             }
         }
         // Shutdown: what the kernel already holds was on the wire before the stop, so it is
@@ -482,18 +506,18 @@ impl Worker {
             let ts_ns = frame_ts_ns(pkt.header, self.ns_scale);
             let len = pkt.data.len();
             batch.push(ts_ns, pkt.data);
-            count(&self.counters, len);
-            if batch.len() >= self.batch_frames {
-                batch = self.send_final(batch);
+            count(&out.counters, len);
+            if batch.len() >= out.batch_frames {
+                batch = out.send_final(batch);
             }
             if Instant::now() >= deadline {
                 break;
             }
         }
         if !batch.is_empty() {
-            self.send_final(batch);
+            out.send_final(batch);
         }
-        base.update(&mut self.cap, &self.counters);
+        base.update(&mut self.cap, &out.counters);
     }
 }
 
@@ -585,6 +609,54 @@ mod tests {
         assert!(b.is_empty());
     }
 
+    fn handoff(capacity: usize) -> (Handoff, Receiver<Batch>) {
+        let (tx, rx) = sync_channel(capacity);
+        let (_recycle, recycled) = sync_channel(1);
+        let h = Handoff {
+            tx,
+            recycled,
+            counters: Arc::new(CaptureCounters::default()),
+            stop: Arc::new(AtomicBool::new(false)),
+            batch_frames: 4,
+            batch_bytes: 64,
+        };
+        (h, rx)
+    }
+
+    fn batch_of(n: usize) -> Batch {
+        let mut b = Batch::with_capacity(n, 16);
+        for i in 0..n {
+            b.push(i as u64, b"frame");
+        }
+        b
+    }
+
+    #[test]
+    fn a_full_channel_drops_and_counts_without_blocking() {
+        let (h, rx) = handoff(1);
+        let kept = h.send(batch_of(3));
+        assert!(kept.is_empty());
+        // No consumer: the next two do not fit. A blocking send would hang the test here.
+        let kept = h.send(batch_of(2));
+        assert!(
+            kept.is_empty(),
+            "the dropped batch comes back cleared, for reuse"
+        );
+        h.send(batch_of(5));
+        let c = h.counters.snapshot();
+        assert_eq!(
+            (c.batches_sent, c.batches_dropped, c.frames_dropped),
+            (1, 2, 7)
+        );
+        assert_eq!(rx.try_recv().unwrap().len(), 3);
+        h.send(batch_of(1));
+        assert_eq!(h.counters.snapshot().batches_sent, 2);
+        // A vanished consumer stops the capture.
+        drop(rx);
+        h.send(batch_of(1));
+        assert!(h.stop.load(Ordering::Relaxed));
+    }
+
     #[test]
     fn permission_errors_name_the_capability() {
         let cfg = CaptureConfig {
@@ -601,10 +673,7 @@ mod tests {
         assert!(e.is_permission());
         let m = e.to_string();
         assert!(m.contains("CAP_NET_RAW") && m.contains("CAP_NET_ADMIN") && m.contains("eth9"));
-        let e = classify_open_error(
-            &cfg,
-            pcap::Error::PcapError("No such device exists".into()),
-        );
+        let e = classify_open_error(&cfg, pcap::Error::PcapError("No such device exists".into()));
         assert!(matches!(e, CaptureError::NoSuchDevice { .. }));
     }
 }
