@@ -348,3 +348,48 @@ fn an_unknown_interface_fails_at_start() {
     assert_eq!(out.status.code(), Some(66), "{stderr}");
     assert!(stderr.contains("nosuch0"), "{stderr}");
 }
+
+/// The exporter hook: `app::run` in-process publishes a snapshot every second into the
+/// slot, and a stop request ends it cleanly with a final snapshot.
+#[test]
+fn run_in_process_publishes_snapshots_and_stops_on_request() {
+    use mqscope::app::{self, RunOptions, StopHandle};
+    use mqscope::config::{Config, Overrides};
+
+    let port = free_port();
+    let cfg = Config::from_overrides(&Overrides {
+        interface: Some("lo".into()),
+        ports: Some(vec![port]),
+        listen: Some("127.0.0.1:0".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let slot = app::new_snapshot_slot();
+    let stop = StopHandle::new();
+    let opts = RunOptions {
+        snapshot: Some(slot.clone()),
+        stop: Some(stop.clone()),
+        ..Default::default()
+    };
+    let t = std::thread::spawn(move || app::run(cfg, opts));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        if let Some(s) = slot.lock().unwrap().clone() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "no snapshot published");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(!first.final_snapshot);
+    assert!(first.ready());
+    assert_eq!(first.capture.as_ref().unwrap().interface, "lo");
+    let asked = Instant::now();
+    stop.stop();
+    let res = t.join().unwrap();
+    assert!(res.is_ok(), "{res:?}");
+    assert!(asked.elapsed() < mqscope::app::SHUTDOWN_LIMIT);
+    let last = slot.lock().unwrap().clone().unwrap();
+    assert!(last.final_snapshot);
+    assert!(!last.ready());
+    assert!(last.at_ns >= first.at_ns);
+}

@@ -90,6 +90,8 @@ pub struct CaptureCounters {
     /// libpcap read errors (the capture continues after each).
     pub read_errors: AtomicU64,
     /// libpcap's own counters since start, widened to 64 bits (libpcap's wrap at 2^32).
+    /// On Linux loopback `pcap_received` also counts the outgoing copies libpcap discards
+    /// (every packet appears twice there), so it can exceed `frames`.
     pub pcap_received: AtomicU64,
     /// Dropped by the kernel: no room in the capture buffer.
     pub pcap_dropped: AtomicU64,
