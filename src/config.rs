@@ -64,7 +64,8 @@ pub struct CaptureConfig {
     /// Frames per batch handed to the processing thread.
     pub batch_frames: usize,
     /// Batches queued towards the processing thread; beyond this, batches are dropped and
-    /// counted (capture never waits for the consumer).
+    /// counted (capture never waits for the consumer). Each holds at most 512 KiB plus one
+    /// frame, so this also bounds the memory in flight (128 × 576 KiB ≈ 72 MiB worst case).
     pub channel_batches: usize,
     /// MQTT packets with a larger remaining length are skipped by length and counted.
     pub max_packet_size: u32,
@@ -86,7 +87,7 @@ impl Default for CaptureConfig {
             promiscuous: false,
             read_timeout_ms: 100,
             batch_frames: 256,
-            channel_batches: 256,
+            channel_batches: 128,
             max_packet_size: d.max_packet_size,
             payload_prefix: d.payload_prefix,
         }
@@ -538,9 +539,15 @@ impl CaptureConfig {
         }
         v.range("capture.snaplen", self.snaplen, 128, 262_144);
         v.range("capture.buffer_bytes", self.buffer_bytes, 65_536, 1 << 30);
+        if self.buffer_bytes < self.snaplen {
+            v.err(
+                "capture.buffer_bytes",
+                "must be at least snaplen (one frame must fit the kernel buffer)",
+            );
+        }
         v.range("capture.read_timeout_ms", self.read_timeout_ms, 1, 1_000);
         v.range("capture.batch_frames", self.batch_frames, 1, 65_536);
-        v.range("capture.channel_batches", self.channel_batches, 1, 65_536);
+        v.range("capture.channel_batches", self.channel_batches, 1, 4_096);
         v.range(
             "capture.max_packet_size",
             self.max_packet_size,

@@ -5,7 +5,8 @@
 //! counters every second).
 //!
 //! Batches are recycled through a second channel, so steady-state capture allocates
-//! nothing; at most `channel_batches + 2` batches ever exist.
+//! nothing; at most `channel_batches + 2` batches ever exist, each of at most
+//! [`BATCH_MAX_BYTES`] plus one frame.
 
 use std::fmt;
 use std::sync::Arc;
@@ -404,6 +405,9 @@ struct Handoff {
 
 /// How long a partly filled batch may wait for more frames (in capture time).
 const BATCH_MAX_AGE_NS: u64 = 20_000_000;
+/// Bytes after which a batch is handed on whatever its frame count: bounds the memory held
+/// in flight to about `channel_batches` × (this + one snaplen), even with jumbo frames.
+pub const BATCH_MAX_BYTES: usize = 512 * 1024;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
 impl Handoff {
@@ -473,6 +477,7 @@ impl Worker {
                     }
                     batch.push(ts_ns, pkt.data);
                     if batch.len() >= out.batch_frames
+                        || batch.data.len() >= BATCH_MAX_BYTES
                         || ts_ns.saturating_sub(first_ts) >= BATCH_MAX_AGE_NS
                     {
                         batch = out.send(batch);
@@ -509,7 +514,7 @@ impl Worker {
             let len = pkt.data.len();
             batch.push(ts_ns, pkt.data);
             count(&out.counters, len);
-            if batch.len() >= out.batch_frames {
+            if batch.len() >= out.batch_frames || batch.data.len() >= BATCH_MAX_BYTES {
                 batch = out.send_final(batch);
             }
             if Instant::now() >= deadline {
