@@ -235,27 +235,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     let _guard = rt.enter();
     let started_ns = now_ns();
     let slot = opts.snapshot.clone().unwrap_or_else(new_snapshot_slot);
+    let observer = Observer::new(&cfg.observe)
+        .map_err(|e| anyhow::anyhow!("observe config: {}", e.problems.join("; ")))?;
 
-    let capture = if cfg.capture.enabled {
-        match LiveCapture::start(&cfg.capture) {
-            Ok(c) => {
-                tracing::info!(
-                    interface = %cfg.capture.interface,
-                    filter = %c.filter,
-                    link_type = c.dlt,
-                    snaplen = cfg.capture.snaplen,
-                    promiscuous = cfg.capture.promiscuous,
-                    "capture started"
-                );
-                Some(c)
-            }
-            Err(e) => return Err(AppError::Capture(e)),
-        }
-    } else {
-        tracing::info!("capture disabled: running on the broker input alone");
-        None
-    };
-
+    // The broker input first: it reads its password and TLS files now but connects only
+    // once the runtime runs, so a capture failure below leaves nothing half-open.
     let broker = match &cfg.broker {
         Some(b) => match BrokerInput::start(b.clone()) {
             Ok(mut input) => {
@@ -281,13 +265,31 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         None => (None, None),
     };
 
+    let capture = if cfg.capture.enabled {
+        match LiveCapture::start(&cfg.capture) {
+            Ok(c) => {
+                tracing::info!(
+                    interface = %cfg.capture.interface,
+                    filter = %c.filter,
+                    link_type = c.dlt,
+                    snaplen = cfg.capture.snaplen,
+                    promiscuous = cfg.capture.promiscuous,
+                    "capture started"
+                );
+                Some(c)
+            }
+            Err(e) => return Err(AppError::Capture(e)),
+        }
+    } else {
+        tracing::info!("capture disabled: running on the broker input alone");
+        None
+    };
+
     // EXPORTER: start here (on `rt`, with `slot.clone()` and `cfg.listen_addr()`); a bind
     // failure should end `run` with an error before processing starts.
     tracing::info!(listen = %cfg.http.listen, "http endpoint not built in this binary yet");
 
     let shutdown = Arc::new(AtomicBool::new(false));
-    let observer = Observer::new(&cfg.observe)
-        .map_err(|e| anyhow::anyhow!("observe config: {}", e.problems.join("; ")))?;
     let proc = Processor {
         dissector: Dissector::new(cfg.dissect()),
         observer,
