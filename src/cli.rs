@@ -19,8 +19,11 @@ use crate::replay::{self, jsonl::JsonlWriter, progress::Progress, sink::ReplaySi
 pub const EXIT_USAGE: u8 = 64;
 /// EX_DATAERR: an input file was truncated or corrupt part way (what was read is reported).
 pub const EXIT_DATAERR: u8 = 65;
-/// EX_NOINPUT: an input file could not be opened or has an unsupported link type.
+/// EX_NOINPUT: an input file could not be opened or has an unsupported link type; or the
+/// capture interface could not be opened.
 pub const EXIT_NOINPUT: u8 = 66;
+/// EX_NOPERM: live capture lacks the capability (CAP_NET_RAW) to open the interface.
+pub const EXIT_NOPERM: u8 = 77;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -44,6 +47,51 @@ enum Command {
     /// Run the series anomaly detector over a `timestamp,value` CSV (e.g. a NAB file) and
     /// write `timestamp,value,score,alert`.
     DetectSeries(DetectSeriesArgs),
+    /// Run the live sidecar: capture on an interface and/or read the broker's $SYS metrics,
+    /// until SIGTERM/SIGINT. Flags override the config file; without a file, defaults.
+    Run(RunArgs),
+    /// Validate a `run` configuration file without opening anything; lists every error.
+    CheckConfig(CheckConfigArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    /// TOML configuration (see deploy/mqscope.example.toml).
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Capture interface (`any`, `lo`, `eth0`, ...).
+    #[arg(long, short)]
+    interface: Option<String>,
+    /// Broker ports carrying plain MQTT, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    ports: Option<Vec<u16>>,
+    /// Broker ports carrying MQTT over TLS, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    tls_ports: Option<Vec<u16>>,
+    /// Broker to read $SYS from: `host:port`, `mqtt://host:port`, `mqtts://host:port`.
+    #[arg(long)]
+    broker: Option<String>,
+    /// Ignore the file's [broker] section.
+    #[arg(long, conflicts_with = "broker")]
+    no_broker: bool,
+    /// HTTP endpoint address (`ip:port`, default 0.0.0.0:9883).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Do not capture; run on the broker's $SYS metrics and events alone.
+    #[arg(long)]
+    no_capture: bool,
+    /// Write the final statistics as JSON to this file at shutdown.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, default_value = "info")]
+    log_level: tracing::Level,
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckConfigArgs {
+    /// The TOML file to check.
+    file: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -202,6 +250,8 @@ pub fn main() -> ExitCode {
         Command::SynthCapture(a) => run_synth(a),
         Command::Simulate(a) => run_simulate(a),
         Command::DetectSeries(a) => run_detect_series(a),
+        Command::Run(a) => Ok(run_live(a)),
+        Command::CheckConfig(a) => Ok(check_config(&a.file)),
     };
     match result {
         Ok(code) => code,
@@ -534,4 +584,78 @@ fn run_simulate(a: SimArgs) -> anyhow::Result<ExitCode> {
     let counters = rt.block_on(crate::sim::run(cfg));
     eprintln!("mqscope simulate: {}", counters.summary());
     Ok(ExitCode::SUCCESS)
+}
+
+fn overrides(a: &RunArgs) -> crate::config::Overrides {
+    crate::config::Overrides {
+        interface: a.interface.clone(),
+        ports: a.ports.clone(),
+        tls_ports: a.tls_ports.clone(),
+        broker: a.broker.clone(),
+        listen: a.listen.clone(),
+        no_capture: a.no_capture,
+        no_broker: a.no_broker,
+    }
+}
+
+fn run_live(a: RunArgs) -> ExitCode {
+    use crate::app::{self, AppError};
+    use crate::config::Config;
+    let _ = tracing_subscriber::fmt()
+        .with_writer(io::stderr)
+        .with_max_level(a.log_level)
+        .with_target(false)
+        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+        .try_init();
+    let ov = overrides(&a);
+    let loaded = match &a.config {
+        Some(p) => Config::load_with(p, &ov),
+        None => Config::from_overrides(&ov),
+    };
+    let cfg = match loaded {
+        Ok(c) => c,
+        Err(errs) => {
+            let file = a.config.as_ref().map(|p| format!("{}: ", p.display()));
+            for e in errs.0 {
+                eprintln!("mqscope: {}{e}", file.as_deref().unwrap_or(""));
+            }
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    tracing::info!(config = %cfg.summary(), "starting");
+    let opts = app::RunOptions {
+        stats_file: a.stats_file,
+        ..Default::default()
+    };
+    match app::run(cfg, opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mqscope: {e}");
+            ExitCode::from(match e {
+                AppError::Config(_) | AppError::Broker(_) => EXIT_USAGE,
+                AppError::Capture(c) if c.is_permission() => EXIT_NOPERM,
+                AppError::Capture(_) => EXIT_NOINPUT,
+                AppError::ShutdownTimeout | AppError::Other(_) => 1,
+            })
+        }
+    }
+}
+
+/// Prints `ok: <summary>` on stdout, or every error on stderr (one per line, prefixed by
+/// the file name) and exits 64. Opens nothing but the file (and checks that files it names
+/// exist).
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match crate::config::Config::load(path) {
+        Ok(c) => {
+            println!("ok: {}: {}", path.display(), c.summary());
+            ExitCode::SUCCESS
+        }
+        Err(errs) => {
+            for e in &errs.0 {
+                eprintln!("{}: {e}", path.display());
+            }
+            eprintln!("{}: {} error(s)", path.display(), errs.0.len());
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }

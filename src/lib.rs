@@ -13,17 +13,21 @@
 //! | [`observe`] | Per-topic and per-client statistics, passive latency, fan-out, wire events; bounded. No I/O, time passed in. |
 //! | [`broker`] | The broker's own word: `$SYS` metrics (Mosquitto, EMQX) normalised, staleness by uptime, EMQX rule-engine events → `Event`. No I/O. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
-//! | [`input`] | Live inputs (tokio): the broker connection (rumqttc, TLS, reconnect with backoff) feeding `broker`. |
+//! | [`input`] | Live inputs: the broker connection (tokio, rumqttc, TLS, reconnect with backoff) feeding `broker`; live pcap capture on its own thread, batches over a bounded channel. |
 //! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
 //! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
 //! | [`sim`] | `mqscope simulate`: realistic OT traffic and misbehaviours against a real broker (rumqttc clients). |
 //! | [`export`] | Prometheus `/metrics` (text exposition rendered from snapshots at scrape time), `/healthz`, `/readyz` on a small tokio HTTP listener. |
+//! | [`config`] | The `mqscope run` TOML file: typed sections, every error at once with `section.key` and line, command-line overrides. |
+//! | [`app`] | `mqscope run`: capture thread → processing thread (dissect + observe + `$SYS`), snapshot hook for the exporter, signals and bounded shutdown. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
+pub mod app;
 pub mod broker;
 pub mod capture;
 pub mod cli;
+pub mod config;
 pub mod detect;
 pub mod dissect;
 pub mod eval;
