@@ -26,6 +26,8 @@ use crate::broker::{BrokerFeed, BrokerMetrics, EmqxEventStats, SysConfig, SysSta
 use crate::capture::CaptureStats;
 use crate::config::{Config, ConfigError};
 use crate::dissect::{DissectStats, Dissector};
+use crate::export::prometheus::KernelDrops;
+use crate::export::{EventTally, MetricsSnapshot, MetricsState};
 use crate::input::capture::{CaptureCountersSnapshot, CaptureError, LiveCapture};
 use crate::input::{BrokerInput, BrokerMsg, BrokerStatus, FeedDriver, InputStats};
 use crate::mqtt::PacketType;
@@ -285,9 +287,20 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         None
     };
 
-    // EXPORTER: start here (on `rt`, with `slot.clone()` and `cfg.listen_addr()`); a bind
-    // failure should end `run` with an error before processing starts.
-    tracing::info!(listen = %cfg.http.listen, "http endpoint not built in this binary yet");
+    // The HTTP endpoint (/metrics, /healthz, /readyz) runs on this thread's runtime while
+    // it waits for a stop signal; it only reads snapshots the processing thread publishes.
+    // A bind failure ends `run` here, before processing starts.
+    let listen = cfg
+        .listen_addr()
+        .ok_or_else(|| anyhow::anyhow!("http.listen is not ip:port"))?;
+    let metrics = MetricsState::new(cfg.http.prometheus(listen));
+    let std_listener = std::net::TcpListener::bind(listen)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for /metrics: {e}"))?;
+    std_listener.set_nonblocking(true)?;
+    let bound = std_listener.local_addr()?;
+    let listener = tokio::net::TcpListener::from_std(std_listener)?;
+    rt.spawn(crate::export::http::serve(listener, metrics.clone()));
+    tracing::info!(listen = %bound, "serving /metrics, /healthz, /readyz");
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let proc = Processor {
@@ -302,6 +315,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         frame_no: 0,
         last_ts_ns: 0,
         stats_file: opts.stats_file.clone(),
+        metrics,
+        tally: EventTally::default(),
     };
     let worker: JoinHandle<anyhow::Result<()>> = std::thread::Builder::new()
         .name("mqscope-process".into())
@@ -378,6 +393,11 @@ struct Processor {
     frame_no: u64,
     last_ts_ns: u64,
     stats_file: Option<PathBuf>,
+    /// What `/metrics` renders from; replaced at every publication.
+    metrics: Arc<MetricsState>,
+    /// Events by kind/reason for the exporter's breakdowns (auth failure reasons, ACL
+    /// actions); fed from the observer's event queue, which is drained at each publication.
+    tally: EventTally,
 }
 
 /// Last values seen by the drop warning.
@@ -512,10 +532,32 @@ impl Processor {
                 }
             }),
         });
+        self.publish_metrics(&snap);
         // A poisoned lock only means a reader panicked; the slot is still usable.
         let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
         *g = Some(snap.clone());
         snap
+    }
+
+    /// Hand the exporter its snapshot. Events are drained here: each is tallied for the
+    /// metrics and logged at debug (they are also counted by kind in the observer).
+    fn publish_metrics(&mut self, snap: &AppSnapshot) {
+        for e in self.observer.events().drain() {
+            tracing::debug!(kind = e.kind.name(), client_id = ?e.client_id, topic = ?e.topic, code = ?e.code, "event");
+            self.tally.observe(&e);
+        }
+        let mut m = MetricsSnapshot::new(snap.dissect.clone(), snap.tcp.clone())
+            .with_observer(&self.observer, self.metrics.config());
+        m.kernel = snap.capture.as_ref().map(|c| KernelDrops {
+            kernel: c.counters.pcap_dropped,
+            interface: c.counters.pcap_if_dropped,
+        });
+        m.events = Some(self.tally.clone());
+        if let Some(b) = &snap.broker {
+            m.brokers = b.nodes.clone();
+        }
+        self.metrics.publish(m);
+        self.metrics.set_ready(true);
     }
 
     fn warn_drops(&self, w: &mut DropWatch) {

@@ -127,12 +127,40 @@ impl Default for LimitsConfig {
 pub struct HttpConfig {
     /// `ip:port`; port 0 picks a free one.
     pub listen: String,
+    /// Topic groups exported with their own `topic` label (the busiest); the rest are
+    /// summed into `topic="__other__"`.
+    pub max_topic_series: usize,
+    /// Export per-topic latency histograms (`mqscope_topic_latency_seconds`).
+    pub topic_latency: bool,
+    /// Export per-client series (`client_id` label): off by default, client ids are
+    /// unbounded and often personal data.
+    pub per_client_labels: bool,
+    /// With `per_client_labels`: how many of the most active clients.
+    pub max_client_series: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
+        let p = crate::export::PrometheusConfig::default();
         HttpConfig {
             listen: DEFAULT_LISTEN.into(),
+            max_topic_series: p.max_topic_series,
+            topic_latency: p.topic_latency,
+            per_client_labels: p.per_client_labels,
+            max_client_series: p.max_client_series,
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The exporter's settings (the listen address is resolved separately).
+    pub fn prometheus(&self, listen: std::net::SocketAddr) -> crate::export::PrometheusConfig {
+        crate::export::PrometheusConfig {
+            listen,
+            max_topic_series: self.max_topic_series,
+            topic_latency: self.topic_latency,
+            per_client_labels: self.per_client_labels,
+            max_client_series: self.max_client_series,
         }
     }
 }
@@ -283,6 +311,18 @@ impl Config {
                     self.http.listen
                 ),
             );
+        }
+        // The exporter's own checks (the listen address is checked above).
+        let probe = self.http.prometheus(SocketAddr::from(([127, 0, 0, 1], 0)));
+        for m in probe.validate() {
+            let key = if m.starts_with("max_topic_series") {
+                "http.max_topic_series"
+            } else if m.starts_with("max_client_series") {
+                "http.max_client_series"
+            } else {
+                "http"
+            };
+            v.err(key, m);
         }
         if !self.capture.enabled && self.broker.is_none() {
             v.err(

@@ -238,6 +238,39 @@ fn exact_exchange(iface: &str, dlt: u64) {
     }
     // Let the last FIN/ACKs reach the capture thread's ring (it also drains on stop).
     std::thread::sleep(Duration::from_millis(200));
+    // While it runs, /metrics (refreshed every second) shows the same 28 packets.
+    let mut mq = mq;
+    wait_line(
+        &mq.stderr,
+        "serving /metrics",
+        Duration::from_secs(10),
+        &mut mq.seen,
+    );
+    let line = mq
+        .seen
+        .iter()
+        .find(|l| l.contains("serving /metrics"))
+        .unwrap()
+        .clone();
+    let addr = line.split("listen=").nth(1).unwrap().trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = http_get(&addr, "/metrics");
+        let total: f64 = body
+            .lines()
+            .filter(|l| l.starts_with("mqscope_mqtt_packets_total{"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+            .sum();
+        if total == 28.0 {
+            assert!(http_get(&addr, "/readyz").starts_with("HTTP/1.1 200"));
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never showed 28 packets (last {total})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let stats = mq.terminate();
 
     // Expected from the MQTT flows (spec 3.1.1 §4.3): 3 publishers and 1 subscriber.
@@ -392,4 +425,25 @@ fn run_in_process_publishes_snapshots_and_stops_on_request() {
     assert!(last.final_snapshot);
     assert!(!last.ready());
     assert!(last.at_ns >= first.at_ns);
+}
+
+/// A plain HTTP/1.1 GET; the body for /metrics, the whole response otherwise.
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    if path == "/metrics" {
+        resp.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    } else {
+        resp
+    }
 }
