@@ -240,6 +240,11 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
         } else {
             Direction::S2C
         };
+        if dir == Direction::C2S && matches!(ev, StreamEvent::Gap { .. }) && !m.c2s.emitted_any() {
+            // The client's first bytes were lost (e.g. the kernel dropped the segment
+            // with the CONNECT): the connection's start is no longer known to be seen.
+            m.meta.from_start = false;
+        }
         let (stream, meta, session) = match dir {
             Direction::C2S => (&mut m.c2s, &m.meta, &mut m.session),
             Direction::S2C => (&mut m.s2c, &m.meta, &mut m.session),

@@ -11,8 +11,9 @@ pub struct FlowMeta {
     pub id: u64,
     pub client: SocketAddr,
     pub broker: SocketAddr,
-    /// The TCP handshake was seen, so the first MQTT byte of each direction is the
-    /// connection's first (a non-CONNECT first packet is then a protocol violation).
+    /// The TCP handshake was seen and no client bytes were lost before the first packet,
+    /// so the first MQTT packet seen from the client is the connection's first (a
+    /// non-CONNECT one is then a protocol violation).
     pub from_start: bool,
 }
 

@@ -28,6 +28,8 @@ pub(super) struct DirStream {
     skip: u64,
     /// False at a midstream start and after a gap that left us between unknown packets.
     synced: bool,
+    /// A packet (or an undecodable packet's header) was reported from this direction.
+    emitted: bool,
 }
 
 impl DirStream {
@@ -36,7 +38,12 @@ impl DirStream {
             buf: Vec::new(),
             skip: 0,
             synced: !midstream,
+            emitted: false,
         }
+    }
+
+    pub(super) fn emitted_any(&self) -> bool {
+        self.emitted
     }
 
     pub(super) fn pending_bytes(&self) -> usize {
@@ -88,6 +95,7 @@ impl DirStream {
                 Ok(Some(h)) => {
                     let total = h.total_len();
                     if h.remaining_length > out.cfg.max_packet_size {
+                        self.emitted = true;
                         emit_oversized(h, dir, meta, session, out);
                         if total <= data.len() {
                             data = &data[total..];
@@ -96,6 +104,7 @@ impl DirStream {
                             return;
                         }
                     } else if total <= data.len() {
+                        self.emitted = true;
                         emit(&data[..total], h, dir, meta, session, out);
                         data = &data[total..];
                     } else {
@@ -160,6 +169,7 @@ impl DirStream {
         };
         let total = h.total_len();
         if h.remaining_length > out.cfg.max_packet_size {
+            self.emitted = true;
             emit_oversized(h, dir, meta, session, out);
             self.skip = (total - self.buf.len()) as u64;
             self.release(out);
@@ -177,6 +187,7 @@ impl DirStream {
         data = &data[take..];
         if self.buf.len() == total {
             let buf = std::mem::take(&mut self.buf);
+            self.emitted = true;
             emit(&buf, h, dir, meta, session, out);
             self.buf = buf;
             self.release(out);
