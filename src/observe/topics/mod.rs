@@ -170,14 +170,17 @@ pub struct TopicsConfigError {
     pub problems: Vec<String>,
 }
 
+/// Field order is fixed (`repr(C)`): `last_used_ns` (touched by `group_of`) sits next
+/// to the statistics a PUBLISH updates.
+#[repr(C)]
 struct Group {
-    /// The topic or template bytes (the map key).
+    last_used_ns: u64,
+    kind: GroupKind,
+    stats: GroupStats,
+    /// The topic or template bytes.
     key: Box<[u8]>,
     /// Display name, only when `key` is not valid UTF-8 (lossy).
     lossy_name: Option<Box<str>>,
-    kind: GroupKind,
-    last_used_ns: u64,
-    stats: GroupStats,
 }
 
 impl Group {
@@ -189,8 +192,10 @@ impl Group {
     }
 }
 
-/// Groups live inline in the slot vector (no pointer to chase per PUBLISH).
+/// Groups live inline in the slot vector (no pointer to chase per PUBLISH), each slot
+/// starting on a cache line.
 #[derive(Default)]
+#[repr(C, align(64))]
 struct Slot {
     generation: u16,
     group: Option<Group>,
