@@ -338,7 +338,7 @@ impl Sketch {
     /// for p50/p90/p99 of thousands of sketches at once.
     pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
         let mut out = [None; N];
-        if self.count == 0 || qs.windows(2).any(|w| !(w[0] <= w[1])) {
+        if self.count == 0 || !qs.is_sorted_by(|a, b| a <= b) {
             for (o, &q) in out.iter_mut().zip(qs.iter()) {
                 *o = self.quantile(q);
             }

@@ -283,9 +283,9 @@ mod tests {
         }
         for now in [0, 1000 * S, 1500 * S + 3, 2499 * S, 2600 * S, 4000 * S] {
             let v = r.sums_last(now, [60, 300, 900, 3600, 5]);
-            for lane in 0..2 {
+            for (lane, got) in v.iter().enumerate() {
                 let w = [60, 300, 900, 3600, 5].map(|s| r.sum_last(now, s, lane));
-                assert_eq!(v[lane], w, "now {now} lane {lane}");
+                assert_eq!(*got, w, "now {now} lane {lane}");
             }
         }
     }

@@ -321,4 +321,34 @@ mod tests {
         );
         assert_eq!((c.delivered_0, c.delivered_1, c.delivered_n), (0, 0, 1));
     }
+
+    /// Expiry through the arrival queue and through the fallback scan (after a message
+    /// older than the previous one) settle the same messages at the same times.
+    #[test]
+    fn queued_and_scanned_expiry_agree() {
+        for reorder in [false, true] {
+            let mut f = Fanout::new(64, 1); // 1 ms window
+            let times: Vec<u64> = if reorder {
+                vec![100, 300, 200, 400, 250]
+            } else {
+                vec![100, 200, 250, 300, 400]
+            };
+            for (i, &t) in times.iter().enumerate() {
+                f.inbound(message_hash(b"t", &[i as u8]), t * 1000, None, false);
+            }
+            // Replaced message: its first queue entry must not expire the new one early.
+            f.inbound(message_hash(b"t", &[0]), 350_000, None, false);
+            assert_eq!(f.len(), 5);
+            f.expire(1_000_000 + 249_999);
+            assert_eq!(f.len(), 4, "reorder {reorder}");
+            f.expire(1_000_000 + 300_000);
+            assert_eq!(f.len(), 2, "reorder {reorder}");
+            f.expire(1_000_000 + 350_000);
+            assert_eq!(f.len(), 1, "reorder {reorder}");
+            f.expire(1_000_000 + 400_000);
+            assert_eq!(f.len(), 0, "reorder {reorder}");
+            let c = f.counters;
+            assert_eq!((c.inbound, c.replaced, c.delivered_0), (6, 1, 6));
+        }
+    }
 }
