@@ -204,8 +204,14 @@ impl Sketch {
             let floor = hi - max + 1;
             let want_lo = (idx64 - GROW_SLACK as i64).max(floor);
             if want_lo < lo {
+                // Shift up in place (cheaper than `splice`; capacity grows geometrically).
                 let extra = (lo - want_lo) as usize;
-                self.bins.splice(0..0, std::iter::repeat_n(0u32, extra));
+                let old = self.bins.len();
+                self.bins.resize(old + extra, 0);
+                self.bins.copy_within(0..old, extra);
+                if let Some(head) = self.bins.get_mut(..extra) {
+                    head.fill(0);
+                }
                 self.offset = want_lo as i32;
             }
             if idx64 < want_lo {

@@ -688,11 +688,14 @@ impl Topics {
 
     /// Statistics of every live group.
     pub fn snapshot(&self, now_ns: u64) -> Vec<TopicSnapshot> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.group.as_ref())
-            .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns))
-            .collect()
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(
+            self.slots
+                .iter()
+                .filter_map(|s| s.group.as_ref())
+                .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns)),
+        );
+        out
     }
 
     /// Statistics of one live group.
