@@ -40,22 +40,25 @@ pub const DEFAULT_MAX_BINS: usize = 1536;
 /// distribution does not reallocate on every new bucket.
 const GROW_SLACK: usize = 8;
 
+/// Field order is fixed (`repr(C)`): what `record` touches comes first, so a sketch
+/// embedded in a larger struct costs as few cache lines as possible per value.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct Sketch {
+    count: u64,
+    sum: f64,
+    min: f64,
+    max: f64,
     /// `bins[i]` counts values whose index is `offset + i`.
     bins: Vec<u32>,
     offset: i32,
     max_bins: u32,
-    /// Lowest buckets were merged together to respect `max_bins`.
-    collapsed: bool,
     zero: u64,
-    count: u64,
     /// Negative inputs (recorded as 0) and non-finite inputs (ignored).
     negatives: u32,
     rejected: u32,
-    sum: f64,
-    min: f64,
-    max: f64,
+    /// Lowest buckets were merged together to respect `max_bins`.
+    collapsed: bool,
 }
 
 impl Default for Sketch {
@@ -201,8 +204,14 @@ impl Sketch {
             let floor = hi - max + 1;
             let want_lo = (idx64 - GROW_SLACK as i64).max(floor);
             if want_lo < lo {
+                // Shift up in place (cheaper than `splice`; capacity grows geometrically).
                 let extra = (lo - want_lo) as usize;
-                self.bins.splice(0..0, std::iter::repeat_n(0u32, extra));
+                let old = self.bins.len();
+                self.bins.resize(old + extra, 0);
+                self.bins.copy_within(0..old, extra);
+                if let Some(head) = self.bins.get_mut(..extra) {
+                    head.fill(0);
+                }
                 self.offset = want_lo as i32;
             }
             if idx64 < want_lo {
@@ -378,6 +387,59 @@ impl Sketch {
         out
     }
 
+    /// `quantile` of each of `qs` (ascending), in one pass over the buckets: reports ask
+    /// for p50/p90/p99 of thousands of sketches at once.
+    pub fn quantiles<const N: usize>(&self, qs: [f64; N]) -> [Option<f64>; N] {
+        let mut out = [None; N];
+        if self.count == 0 || !qs.is_sorted_by(|a, b| a <= b) {
+            for (o, &q) in out.iter_mut().zip(qs.iter()) {
+                *o = self.quantile(q);
+            }
+            return out;
+        }
+        let held: u64 = self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>();
+        if held == 0 {
+            return out;
+        }
+        let ranks = qs.map(|q| (q.clamp(0.0, 1.0) * (held - 1) as f64).floor() as u64);
+        let mut k = 0;
+        while let Some(&r) = ranks.get(k) {
+            if r >= self.zero {
+                break;
+            }
+            if let Some(o) = out.get_mut(k) {
+                *o = Some(0.0f64.clamp(self.min, self.max));
+            }
+            k += 1;
+        }
+        let mut seen = self.zero;
+        let mut next = ranks.get(k).copied().unwrap_or(u64::MAX);
+        for (i, &c) in self.bins.iter().enumerate() {
+            seen += u64::from(c);
+            if seen <= next {
+                continue;
+            }
+            let v = representative(self.offset + i as i32).clamp(self.min, self.max);
+            while let Some(&r) = ranks.get(k) {
+                if seen <= r {
+                    break;
+                }
+                if let Some(o) = out.get_mut(k) {
+                    *o = Some(v);
+                }
+                k += 1;
+            }
+            if k >= N {
+                return out;
+            }
+            next = ranks.get(k).copied().unwrap_or(u64::MAX);
+        }
+        for o in out.iter_mut().skip(k) {
+            *o = Some(self.max);
+        }
+        out
+    }
+
     pub fn clear(&mut self) {
         self.bins.clear();
         self.offset = 0;
@@ -398,11 +460,12 @@ impl Sketch {
 
     /// p50/p90/p99/max summary for reports.
     pub fn summary(&self) -> QuantileSummary {
+        let [p50, p90, p99] = self.quantiles([0.5, 0.9, 0.99]);
         QuantileSummary {
             count: self.count,
-            p50: self.quantile(0.5),
-            p90: self.quantile(0.9),
-            p99: self.quantile(0.99),
+            p50,
+            p90,
+            p99,
             max: self.max(),
         }
     }
@@ -472,6 +535,29 @@ mod tests {
         assert_eq!(s.max(), Some(sorted[sorted.len() - 1]));
         let sum: f64 = values.iter().sum();
         assert!(rel_err(s.sum(), sum) < 1e-9);
+    }
+
+    #[test]
+    fn one_pass_quantiles_equal_single_quantiles() {
+        let mut r = Rng(77);
+        let qs = [0.0, 0.01, 0.5, 0.9, 0.99, 1.0];
+        for n in [0usize, 1, 2, 7, 1000] {
+            let mut s = Sketch::with_max_bins(64);
+            for i in 0..n {
+                // A third zeros, the rest spread over six decades (collapses at 64 bins).
+                let v = if i % 3 == 0 {
+                    0.0
+                } else {
+                    (r.next() % 1_000_000) as f64
+                };
+                s.record(v);
+            }
+            let one = s.quantiles(qs);
+            let each = qs.map(|q| s.quantile(q));
+            assert_eq!(one, each, "n {n}");
+            // Not ascending: falls back to one query each.
+            assert_eq!(s.quantiles([0.9, 0.5]), [s.quantile(0.9), s.quantile(0.5)]);
+        }
     }
 
     #[test]

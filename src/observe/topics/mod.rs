@@ -25,9 +25,23 @@
 //! 15 minutes, so an id would have to be held through 1024 such reuses (over 10 days) to
 //! alias; any id that does not name a live group is ignored and counted (`stale_ids`).
 //!
-//! Hot path: a known topic costs one hash of its bytes and one map lookup in `group_of`
-//! (no allocation), and one slot index in `on_publish`. Unknown topics beyond the cap
-//! cost a template computation into a reused buffer and a second lookup.
+//! Hot path: a known topic costs two hashes of its bytes and one map lookup in
+//! `group_of` (no allocation, no key comparison), and one slot index in `on_publish`.
+//! A topic already routed to a template is found in a direct-mapped cache (one cache
+//! line); other unknown topics beyond the cap cost a template computation into a reused
+//! buffer and a second lookup.
+//!
+//! Topic identity. Exact topics are keyed by a 128-bit fingerprint: two 64-bit hashes
+//! with independent random seeds (foldhash `fast` and `quality`), not by their bytes, so
+//! a lookup compares two integers held in the map instead of chasing a pointer to the
+//! stored name. Two topics would share a group only if both hashes collided: with
+//! seeds unknown to senders, about n^2 / 2^129 for n topics (1e-30 for a million), far
+//! below any other error source here. The routed-topic cache uses the same fingerprint.
+//!
+//! Idle scans. A full table looks for an idle group only when one can exist: a CLOCK
+//! lap that found none records the earliest time any group it saw can turn idle (its
+//! oldest `last_used + IDLE_EVICT_SECS`), and until then neither `admit` nor `tick`
+//! scans (groups only get younger, and new groups start at `now`).
 
 mod arrivals;
 mod auto;
@@ -37,6 +51,7 @@ mod snapshot;
 mod stats;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
 
 use crate::mqtt::Direction;
 use crate::observe::{Exchange, GroupId, GroupKind, ObserveConfig};
@@ -67,6 +82,88 @@ const IDLE_NS: u64 = IDLE_EVICT_SECS * 1_000_000_000;
 
 type Map = HashMap<Box<[u8]>, GroupId, foldhash::fast::RandomState>;
 
+/// 128-bit fingerprint of a topic (see the module doc).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct TopicKey {
+    h1: u64,
+    h2: u64,
+}
+
+impl Hash for TopicKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.h1);
+    }
+}
+
+/// Uses `TopicKey::h1` (already a seeded hash) as the table hash.
+#[derive(Clone, Copy, Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Not used by `TopicKey`; a plain fold keeps the impl total.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[derive(Clone, Copy, Default)]
+struct BuildPassThrough;
+
+impl BuildHasher for BuildPassThrough {
+    type Hasher = PassThrough;
+    fn build_hasher(&self) -> PassThrough {
+        PassThrough(0)
+    }
+}
+
+type ExactMap = HashMap<TopicKey, GroupId, BuildPassThrough>;
+
+/// One entry of the routed-topic cache: `tag` holds the high half of `h1` (the low
+/// bits chose the entry), `gid` is the template group + 1 (0 = empty).
+#[derive(Clone, Copy, Default)]
+struct Route {
+    h2: u64,
+    tag: u32,
+    gid: u32,
+}
+
+/// Routed-topic cache entries: 64 K (1 MB) at the default caps; smaller tables get a
+/// smaller cache (four entries per group slot, at least 1 K).
+const ROUTE_CACHE_MAX: usize = 1 << 16;
+
+/// Progress of one CLOCK lap over the slots for one kind of group.
+#[derive(Clone, Copy)]
+struct Lap {
+    hand: usize,
+    /// Slots visited in this lap, and the slot count when it began.
+    seen: usize,
+    len: usize,
+    /// Oldest `last_used_ns` among groups of the kind met in this lap.
+    oldest: u64,
+    /// No group of the kind can be idle before this time.
+    floor_ns: u64,
+}
+
+impl Default for Lap {
+    fn default() -> Self {
+        Lap {
+            hand: 0,
+            seen: 0,
+            len: 0,
+            oldest: u64::MAX,
+            floor_ns: 0,
+        }
+    }
+}
+
 /// The configuration cannot be used; lists every problem found.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid topic configuration: {}", .problems.join("; "))]
@@ -74,14 +171,17 @@ pub struct TopicsConfigError {
     pub problems: Vec<String>,
 }
 
+/// Field order is fixed (`repr(C)`): `last_used_ns` (touched by `group_of`) sits next
+/// to the statistics a PUBLISH updates.
+#[repr(C)]
 struct Group {
-    /// The topic or template bytes (the map key).
+    last_used_ns: u64,
+    kind: GroupKind,
+    stats: GroupStats,
+    /// The topic or template bytes.
     key: Box<[u8]>,
     /// Display name, only when `key` is not valid UTF-8 (lossy).
     lossy_name: Option<Box<str>>,
-    kind: GroupKind,
-    last_used_ns: u64,
-    stats: GroupStats,
 }
 
 impl Group {
@@ -93,10 +193,13 @@ impl Group {
     }
 }
 
+/// Groups live inline in the slot vector (no pointer to chase per PUBLISH), each slot
+/// starting on a cache line.
 #[derive(Default)]
+#[repr(C, align(64))]
 struct Slot {
     generation: u16,
-    group: Option<Box<Group>>,
+    group: Option<Group>,
 }
 
 pub struct Topics {
@@ -107,12 +210,24 @@ pub struct Topics {
     max_templates: usize,
     slots: Vec<Slot>,
     free: Vec<u32>,
-    exact: Map,
+    exact: ExactMap,
     templ: Map,
     other: Option<GroupId>,
-    hand: usize,
+    /// CLOCK laps for exact groups and templates.
+    laps: [Lap; 2],
+    /// Routed-topic cache (allocated at the first routed topic).
+    routes: Vec<Route>,
+    seed1: foldhash::fast::RandomState,
+    seed2: foldhash::quality::RandomState,
     scratch: Vec<u8>,
     c: TopicCounters,
+}
+
+fn lap_index(kind: GroupKind) -> usize {
+    match kind {
+        GroupKind::Exact => 0,
+        _ => 1,
+    }
 }
 
 impl Topics {
@@ -144,7 +259,7 @@ impl Topics {
         if !problems.is_empty() {
             return Err(TopicsConfigError { problems });
         }
-        let mut exact = Map::with_hasher(Default::default());
+        let mut exact = ExactMap::with_hasher(BuildPassThrough);
         // Reserved once so that filling the table never rehashes on the packet path.
         exact.reserve(cfg.max_exact_topics.min(1 << 20));
         Ok(Topics {
@@ -158,38 +273,112 @@ impl Topics {
             exact,
             templ: Map::with_hasher(Default::default()),
             other: None,
-            hand: 0,
+            laps: [Lap::default(); 2],
+            routes: Vec::new(),
+            seed1: Default::default(),
+            seed2: Default::default(),
             scratch: Vec::with_capacity(MAX_NAME_LEN),
             c: TopicCounters::default(),
         })
     }
 
+    #[inline]
+    fn key_of(&self, topic: &[u8]) -> TopicKey {
+        TopicKey {
+            h1: self.seed1.hash_one(topic),
+            h2: self.seed2.hash_one(topic),
+        }
+    }
+
     /// The group of a PUBLISH topic (alias-resolved) at time `now_ns`, interning it.
     #[inline]
     pub fn group_of(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
-        if let Some(&g) = self.exact.get(topic)
+        let k = self.key_of(topic);
+        if let Some(&g) = self.exact.get(&k)
             && let Some(group) = self.get_mut(g)
         {
             group.last_used_ns = group.last_used_ns.max(now_ns);
             return g;
         }
-        self.admit(topic, now_ns)
+        if let Some(g) = self.cached_route(k, now_ns) {
+            return g;
+        }
+        self.admit(topic, k, now_ns)
+    }
+
+    /// Whether a new topic could get an exact group at `now_ns` (room, or possibly an
+    /// idle group to evict).
+    #[inline]
+    fn exact_may_admit(&self, now_ns: u64) -> bool {
+        self.c.exact_groups < self.max_exact as u64 || now_ns >= self.laps[0].floor_ns
+    }
+
+    fn route_index(&self, k: TopicKey) -> Option<usize> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        Some((k.h1 as usize) & (self.routes.len() - 1))
+    }
+
+    /// The template group a topic was routed to before, if it still is where the slow
+    /// path would send it (no exact room could open, the template is live).
+    #[inline]
+    fn cached_route(&mut self, k: TopicKey, now_ns: u64) -> Option<GroupId> {
+        let i = self.route_index(k)?;
+        let r = *self.routes.get(i)?;
+        if r.gid == 0 || r.h2 != k.h2 || r.tag != (k.h1 >> 32) as u32 {
+            return None;
+        }
+        if self.exact_may_admit(now_ns) {
+            return None;
+        }
+        let g = GroupId(r.gid - 1);
+        let group = self.get_mut(g)?;
+        if group.kind != GroupKind::Template {
+            return None;
+        }
+        group.last_used_ns = group.last_used_ns.max(now_ns);
+        self.c.routed_to_template += 1;
+        Some(g)
+    }
+
+    fn remember_route(&mut self, k: TopicKey, g: GroupId) {
+        if self.routes.is_empty() {
+            let slots = self.max_exact.saturating_add(self.max_templates);
+            let n = slots
+                .saturating_mul(4)
+                .next_power_of_two()
+                .clamp(1024, ROUTE_CACHE_MAX);
+            self.routes = vec![Route::default(); n];
+        }
+        if let Some(i) = self.route_index(k)
+            && let Some(r) = self.routes.get_mut(i)
+        {
+            *r = Route {
+                h2: k.h2,
+                tag: (k.h1 >> 32) as u32,
+                gid: g.0.saturating_add(1),
+            };
+        }
     }
 
     #[cold]
-    fn admit(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
+    fn admit(&mut self, topic: &[u8], k: TopicKey, now_ns: u64) -> GroupId {
         if topic.len() > MAX_NAME_LEN {
             self.c.too_long += 1;
         } else if self.c.exact_groups < self.max_exact as u64 || self.evict_idle_exact(now_ns) {
             self.c.exact_admitted += 1;
             self.c.exact_groups += 1;
             let g = self.create(topic, GroupKind::Exact, now_ns);
-            self.exact.insert(topic.into(), g);
+            self.exact.insert(k, g);
             return g;
         }
         match self.template_group(topic, now_ns) {
             Some(g) => {
                 self.c.routed_to_template += 1;
+                if topic.len() <= MAX_NAME_LEN {
+                    self.remember_route(k, g);
+                }
                 g
             }
             None => {
@@ -253,16 +442,29 @@ impl Topics {
             Ok(_) => None,
             Err(_) => Some(String::from_utf8_lossy(key).into()),
         };
-        let group = Box::new(Group {
+        let group = Group {
             key: key.into(),
             lossy_name,
             kind,
             last_used_ns: now_ns,
             stats: GroupStats::new(self.bucket_secs),
-        });
+        };
+        // A group younger than the recorded floor (reordered timestamps) lowers it.
+        let lap = &mut self.laps[lap_index(kind)];
+        lap.floor_ns = lap.floor_ns.min(now_ns.saturating_add(IDLE_NS));
         let idx = match self.free.pop() {
             Some(i) => i as usize,
             None => {
+                if self.slots.len() == self.slots.capacity() {
+                    // Doubling, but never past the most groups that can exist: slots
+                    // are large, and a full table should not carry twice its size.
+                    let most = self
+                        .max_exact
+                        .saturating_add(self.max_templates)
+                        .saturating_add(1);
+                    let room = most.saturating_sub(self.slots.len()).max(1);
+                    self.slots.reserve_exact(self.slots.len().max(1).min(room));
+                }
                 self.slots.push(Slot::default());
                 self.slots.len() - 1
             }
@@ -273,7 +475,7 @@ impl Topics {
     }
 
     /// Removes the group in slot `idx`, freeing the slot for a new generation.
-    fn take_slot(&mut self, idx: usize) -> Option<Box<Group>> {
+    fn take_slot(&mut self, idx: usize) -> Option<Group> {
         let slot = self.slots.get_mut(idx)?;
         let group = slot.group.take()?;
         slot.generation = slot.generation.wrapping_add(1) & GEN_MASK;
@@ -282,7 +484,8 @@ impl Topics {
     }
 
     /// CLOCK scan of up to `budget` slots for idle groups of `kind`, evicting them; stops
-    /// after the first eviction when `first_only`. Returns how many were evicted.
+    /// after the first eviction when `first_only`. Returns how many were evicted. Skipped
+    /// while no group of `kind` can be idle yet (see the module doc).
     fn evict_idle(
         &mut self,
         kind: GroupKind,
@@ -290,14 +493,45 @@ impl Topics {
         budget: usize,
         first_only: bool,
     ) -> usize {
+        let li = lap_index(kind);
+        if now_ns < self.laps[li].floor_ns {
+            return 0;
+        }
         let mut evicted = 0;
         for _ in 0..budget.min(self.slots.len()) {
             let n = self.slots.len();
-            let i = self.hand % n;
-            self.hand = (i + 1) % n;
-            let idle = self.slots[i].group.as_ref().is_some_and(|g| {
-                g.kind == kind && g.last_used_ns.saturating_add(IDLE_NS) <= now_ns
-            });
+            let mut lap = self.laps[li];
+            if lap.len != n {
+                // The slot vector grew: start the lap over.
+                lap.seen = 0;
+                lap.len = n;
+                lap.oldest = u64::MAX;
+            }
+            let i = lap.hand % n;
+            lap.hand = (i + 1) % n;
+            lap.seen += 1;
+            let mut idle = false;
+            if let Some(g) = self.slots.get(i).and_then(|s| s.group.as_ref())
+                && g.kind == kind
+            {
+                idle = g.last_used_ns.saturating_add(IDLE_NS) <= now_ns;
+                lap.oldest = lap.oldest.min(g.last_used_ns);
+            }
+            if idle {
+                lap.seen = 0;
+                lap.oldest = u64::MAX;
+            } else if lap.seen >= n {
+                // A whole lap without an idle group: none can be idle before the
+                // oldest one seen reaches the limit.
+                lap.floor_ns = if lap.oldest == u64::MAX {
+                    now_ns
+                } else {
+                    lap.oldest.saturating_add(IDLE_NS)
+                };
+                lap.seen = 0;
+                lap.oldest = u64::MAX;
+            }
+            self.laps[li] = lap;
             if idle {
                 match kind {
                     GroupKind::Exact => self.evict_exact(i, now_ns),
@@ -308,6 +542,9 @@ impl Topics {
                 if first_only {
                     break;
                 }
+            }
+            if now_ns < self.laps[li].floor_ns {
+                break;
             }
         }
         evicted
@@ -325,7 +562,8 @@ impl Topics {
         let Some(group) = self.take_slot(idx) else {
             return;
         };
-        self.exact.remove(&group.key);
+        let k = self.key_of(&group.key);
+        self.exact.remove(&k);
         self.c.exact_groups -= 1;
         self.c.exact_evicted += 1;
         let target = match self.template_group(&group.key, now_ns) {
@@ -362,7 +600,7 @@ impl Topics {
         if u32::from(slot.generation) != g.0 >> SLOT_BITS {
             return None;
         }
-        slot.group.as_deref()
+        slot.group.as_ref()
     }
 
     #[inline]
@@ -371,7 +609,7 @@ impl Topics {
         if u32::from(slot.generation) != g.0 >> SLOT_BITS {
             return None;
         }
-        slot.group.as_deref_mut()
+        slot.group.as_mut()
     }
 
     /// Whether `g` names a live group.
@@ -392,7 +630,7 @@ impl Topics {
     /// Visits every live group with its name, kind and statistics (for exporters that
     /// read the sketches themselves). Allocates nothing.
     pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
-        for g in self.slots.iter().filter_map(|s| s.group.as_deref()) {
+        for g in self.slots.iter().filter_map(|s| s.group.as_ref()) {
             f(g.name(), g.kind, &g.stats);
         }
     }
@@ -459,11 +697,14 @@ impl Topics {
 
     /// Statistics of every live group.
     pub fn snapshot(&self, now_ns: u64) -> Vec<TopicSnapshot> {
-        self.slots
-            .iter()
-            .filter_map(|s| s.group.as_deref())
-            .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns))
-            .collect()
+        let mut out = Vec::with_capacity(self.len());
+        out.extend(
+            self.slots
+                .iter()
+                .filter_map(|s| s.group.as_ref())
+                .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns)),
+        );
+        out
     }
 
     /// Statistics of one live group.
@@ -479,34 +720,30 @@ impl Topics {
         }
     }
 
-    /// Estimated bytes of all topic state: slots, groups with their statistics and
-    /// names, both maps (keys, values and an allowance for the table's control bytes).
+    /// Estimated bytes of all topic state: slots (groups are inline), the groups' heap
+    /// parts and names, both maps (keys, values and an allowance for the table's
+    /// control bytes) and the routed-topic cache.
     pub fn mem_bytes(&self) -> usize {
-        let map_entry = std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1;
+        let exact_entry = std::mem::size_of::<(TopicKey, GroupId)>() + 1;
+        let templ_entry = std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1;
         let groups: usize = self
             .slots
             .iter()
-            .filter_map(|s| s.group.as_deref())
+            .filter_map(|s| s.group.as_ref())
             .map(|g| {
-                std::mem::size_of::<Group>()
-                    + g.key.len()
-                    + g.lossy_name.as_ref().map_or(0, |n| n.len())
-                    + g.stats.mem_bytes()
+                g.key.len() + g.lossy_name.as_ref().map_or(0, |n| n.len()) + g.stats.mem_bytes()
                     - std::mem::size_of::<GroupStats>()
             })
             .sum();
-        let map_keys: usize = self
-            .exact
-            .keys()
-            .chain(self.templ.keys())
-            .map(|k| k.len())
-            .sum();
+        let templ_keys: usize = self.templ.keys().map(|k| k.len()).sum();
         std::mem::size_of::<Self>()
             + self.slots.capacity() * std::mem::size_of::<Slot>()
             + self.free.capacity() * 4
             + groups
-            + (self.exact.capacity() + self.templ.capacity()) * map_entry
-            + map_keys
+            + self.exact.capacity() * exact_entry
+            + self.templ.capacity() * templ_entry
+            + templ_keys
+            + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.scratch.capacity()
             + self
                 .templates

@@ -48,24 +48,31 @@ pub struct PublishInfo {
     pub ts_ns: u64,
 }
 
+/// Field order is fixed (`repr(C)`): the fields an inbound PUBLISH updates come first
+/// and together, so one PUBLISH touches a few adjacent cache lines of its group.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct GroupStats {
     ring: BucketRing<4>,
-    payload_in: Sketch,
+    /// First and last PUBLISH time; `NO_TIME` in `first_ns` until the first one.
+    first_ns: u64,
+    last_ns: u64,
     /// `[dir][qos]`; QoS 3 (invalid on the wire) is counted in `qos_invalid`.
     qos: [[u64; 3]; 2],
+    payload_in: Sketch,
+    publishers: Distinct,
+    arrivals: Arrivals,
+    subscribers: Distinct,
     qos_invalid: u64,
     retained: [u64; 2],
     dup: [u64; 2],
-    publishers: Distinct,
-    subscribers: Distinct,
-    first_ns: Option<u64>,
-    last_ns: Option<u64>,
-    arrivals: Arrivals,
     latency: Option<Box<[Sketch; 3]>>,
     /// Exact topics whose statistics were folded into this group.
     folded: u64,
 }
+
+/// `first_ns` of a group that has seen no PUBLISH.
+const NO_TIME: u64 = u64::MAX;
 
 impl GroupStats {
     pub fn new(bucket_secs: u32) -> GroupStats {
@@ -78,8 +85,8 @@ impl GroupStats {
             dup: [0; 2],
             publishers: Distinct::default(),
             subscribers: Distinct::default(),
-            first_ns: None,
-            last_ns: None,
+            first_ns: NO_TIME,
+            last_ns: 0,
             arrivals: Arrivals::default(),
             latency: None,
             folded: 0,
@@ -119,8 +126,8 @@ impl GroupStats {
         } else {
             self.subscribers.add(p.client_key);
         }
-        self.first_ns = Some(self.first_ns.map_or(p.ts_ns, |f| f.min(p.ts_ns)));
-        self.last_ns = Some(self.last_ns.map_or(p.ts_ns, |l| l.max(p.ts_ns)));
+        self.first_ns = self.first_ns.min(p.ts_ns);
+        self.last_ns = self.last_ns.max(p.ts_ns);
     }
 
     pub fn on_latency(&mut self, ex: Exchange, seconds: f64) {
@@ -165,10 +172,7 @@ impl GroupStats {
         self.qos_invalid += other.qos_invalid;
         self.publishers.merge(&other.publishers);
         self.subscribers.merge(&other.subscribers);
-        self.first_ns = match (self.first_ns, other.first_ns) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.first_ns = self.first_ns.min(other.first_ns);
         self.last_ns = self.last_ns.max(other.last_ns);
         if let Some(o) = &other.latency {
             let mine = self.latency.get_or_insert_with(|| {
@@ -195,12 +199,13 @@ impl GroupStats {
                 .map_or(0, |l| l.iter().map(Sketch::mem_bytes).sum())
     }
 
-    fn window(&self, now_ns: u64, lane: usize) -> WindowCounts {
+    fn window(&self, views: &[[u64; 3]; 4], lane: usize) -> WindowCounts {
+        let [last_1m, last_5m, last_15m] = views.get(lane).copied().unwrap_or_default();
         WindowCounts {
             total: self.ring.total(lane),
-            last_1m: self.ring.sum_last(now_ns, 60, lane),
-            last_5m: self.ring.sum_last(now_ns, 300, lane),
-            last_15m: self.ring.sum_last(now_ns, 900, lane),
+            last_1m,
+            last_5m,
+            last_15m,
         }
     }
 
@@ -211,16 +216,20 @@ impl GroupStats {
                 .iter()
                 .zip(l.iter())
                 .filter(|(_, s)| s.count() > 0)
-                .map(|(ex, s)| LatencySnapshot {
-                    exchange: ex.name(),
-                    count: s.count(),
-                    p50_s: s.quantile(0.5),
-                    p90_s: s.quantile(0.9),
-                    p99_s: s.quantile(0.99),
-                    max_s: s.max(),
+                .map(|(ex, s)| {
+                    let [p50_s, p90_s, p99_s] = s.quantiles([0.5, 0.9, 0.99]);
+                    LatencySnapshot {
+                        exchange: ex.name(),
+                        count: s.count(),
+                        p50_s,
+                        p90_s,
+                        p99_s,
+                        max_s: s.max(),
+                    }
                 })
                 .collect(),
         };
+        let views = self.ring.sums_last(now_ns, [60, 300, 900]);
         TopicSnapshot {
             name: name.to_owned(),
             kind: match kind {
@@ -228,10 +237,10 @@ impl GroupStats {
                 GroupKind::Template => "template",
                 GroupKind::Other => "other",
             },
-            msgs_in: self.window(now_ns, MSGS_IN),
-            msgs_out: self.window(now_ns, MSGS_OUT),
-            bytes_in: self.window(now_ns, BYTES_IN),
-            bytes_out: self.window(now_ns, BYTES_OUT),
+            msgs_in: self.window(&views, MSGS_IN),
+            msgs_out: self.window(&views, MSGS_OUT),
+            bytes_in: self.window(&views, BYTES_IN),
+            bytes_out: self.window(&views, BYTES_OUT),
             payload_in: self.payload_in.summary(),
             qos_in: self.qos[0],
             qos_out: self.qos[1],
@@ -242,8 +251,8 @@ impl GroupStats {
             dup_out: self.dup[1],
             publishers: self.publishers.estimate(),
             subscribers: self.subscribers.estimate(),
-            first_seen_ns: self.first_ns,
-            last_seen_ns: self.last_ns,
+            first_seen_ns: (self.first_ns != NO_TIME).then_some(self.first_ns),
+            last_seen_ns: (self.first_ns != NO_TIME).then_some(self.last_ns),
             interarrival: ArrivalSnapshot {
                 gaps: self.arrivals.gaps(),
                 mean_s: self.arrivals.mean_s(),

@@ -67,11 +67,25 @@ pub struct FanoutCounters {
 /// `WAYS` adjacent slots (one or two cache lines), with no hash map, list or allocation
 /// after construction. A full set gives up its oldest message (counted `evicted`); a
 /// message found past the window is settled when its slot is reused or at `expire`.
+///
+/// Expiry. Scanning the whole table every tick costs a pass over megabytes of mostly
+/// empty slots; instead every remembered message is also queued as (slot, time) in
+/// arrival order, and `expire` pops from the front while the front is past the window,
+/// so it costs what expires. A queued pair whose slot now holds another message (it
+/// was replaced or pushed out) is skipped. The queue holds every live message as long
+/// as arrivals come in time order and it stays below the table's size; otherwise
+/// (`queue_complete` false) `expire` falls back to a full scan and rebuilds the queue
+/// from the survivors, sorted, so results never depend on which path ran.
 pub struct Fanout {
     slots: Vec<Inbound>,
     sets: usize,
     live: usize,
     window_ns: u64,
+    queue: std::collections::VecDeque<(u32, u64)>,
+    /// Every live message is in `queue`, in time order.
+    queue_complete: bool,
+    /// Time of the newest queued message.
+    queue_last_ts: u64,
     pub sketch: Sketch,
     pub counters: FanoutCounters,
 }
@@ -85,6 +99,9 @@ impl Fanout {
             sets,
             live: 0,
             window_ns: window_ms.saturating_mul(1_000_000),
+            queue: std::collections::VecDeque::new(),
+            queue_complete: true,
+            queue_last_ts: 0,
             sketch: Sketch::new(),
             counters: FanoutCounters::default(),
         }
@@ -96,13 +113,34 @@ impl Fanout {
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Inbound>() + self.sketch.mem_bytes()
+        self.slots.capacity() * std::mem::size_of::<Inbound>()
+            + self.queue.capacity() * std::mem::size_of::<(u32, u64)>()
+            + self.sketch.mem_bytes()
+    }
+
+    /// Index of the first slot of `h`'s set.
+    fn set_start(&self, h: u64) -> usize {
+        // High bits pick the set (the low bit is forced to 1 in every hash).
+        ((h >> 32) as usize % self.sets) * WAYS
     }
 
     fn set(&mut self, h: u64) -> &mut [Inbound] {
-        // High bits pick the set (the low bit is forced to 1 in every hash).
-        let i = ((h >> 32) as usize % self.sets) * WAYS;
+        let i = self.set_start(h);
         self.slots.get_mut(i..i + WAYS).unwrap_or(&mut [])
+    }
+
+    /// Queues the message just stored in slot `idx` for expiry.
+    fn enqueue(&mut self, idx: usize, ts_ns: u64) {
+        if !self.queue_complete {
+            return;
+        }
+        if ts_ns < self.queue_last_ts || self.queue.len() >= self.slots.len() {
+            self.queue_complete = false;
+            self.queue = std::collections::VecDeque::new();
+            return;
+        }
+        self.queue_last_ts = ts_ns;
+        self.queue.push_back((idx as u32, ts_ns));
     }
 
     fn settle(c: &mut FanoutCounters, deliveries: u32) {
@@ -117,44 +155,50 @@ impl Fanout {
     pub fn inbound(&mut self, h: u64, ts_ns: u64, group: Option<GroupId>, dup: bool) {
         let h = h | 1;
         let window = self.window_ns;
-        let mut c = self.counters;
-        let mut live = self.live;
-        let set = self.set(h);
-        let new = Inbound {
-            hash: h,
-            ts_ns,
-            group: group.map_or(0, |g| g.0.saturating_add(1)),
-            deliveries: 0,
+        let start = self.set_start(h);
+        let c = &mut self.counters;
+        let Some(set) = self.slots.get_mut(start..start + WAYS) else {
+            return;
         };
-        let slot = if let Some(s) = set.iter_mut().find(|s| s.hash == h) {
+        let way = if let Some(w) = set.iter().position(|s| s.hash == h) {
             if dup {
                 return;
             }
+            // The queued (slot, time) of the replaced message no longer matches the
+            // slot, so the queue skips it; the new one is queued below.
             c.replaced += 1;
-            Self::settle(&mut c, s.deliveries);
-            live -= 1;
-            Some(s)
-        } else if let Some(s) = set.iter_mut().find(|s| s.hash == 0) {
-            Some(s)
+            Self::settle(c, set.get(w).map_or(0, |s| s.deliveries));
+            self.live -= 1;
+            w
+        } else if let Some(w) = set.iter().position(|s| s.hash == 0) {
+            w
         } else {
             // Full set: reuse the oldest slot; settle it if it already left the window,
             // else it is pushed out early.
-            set.iter_mut().min_by_key(|s| s.ts_ns).inspect(|s| {
-                if s.ts_ns.saturating_add(window) <= ts_ns {
-                    Self::settle(&mut c, s.deliveries);
-                } else {
-                    c.evicted += 1;
-                }
-                live -= 1;
-            })
+            let (w, old) = set
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, s)| s.ts_ns)
+                .map_or((0, Inbound::default()), |(w, s)| (w, *s));
+            if old.ts_ns.saturating_add(window) <= ts_ns {
+                Self::settle(c, old.deliveries);
+            } else {
+                c.evicted += 1;
+            }
+            self.live -= 1;
+            w
         };
-        if let Some(s) = slot {
-            *s = new;
-            live += 1;
+        if let Some(s) = set.get_mut(way) {
+            *s = Inbound {
+                hash: h,
+                ts_ns,
+                group: group.map_or(0, |g| g.0.saturating_add(1)),
+                deliveries: 0,
+            };
+            self.live += 1;
             c.inbound += 1;
+            self.enqueue(start + way, ts_ns);
         }
-        self.counters = c;
-        self.live = live;
     }
 
     /// A PUBLISH leaving the broker: fan-out latency in seconds and the inbound
@@ -195,17 +239,53 @@ impl Fanout {
         }
     }
 
-    /// Settles inbound messages older than the window: one pass over the table, so
-    /// call it at the tick rate, not per packet.
+    /// Settles inbound messages older than the window (see the type's doc for how).
     pub fn expire(&mut self, now_ns: u64) {
         let window = self.window_ns;
-        for s in self.slots.iter_mut() {
-            if s.hash != 0 && s.ts_ns.saturating_add(window) <= now_ns {
+        if !self.queue_complete {
+            self.expire_scan(now_ns);
+            return;
+        }
+        while let Some(&(idx, ts)) = self.queue.front() {
+            if ts.saturating_add(window) > now_ns {
+                break;
+            }
+            self.queue.pop_front();
+            if let Some(s) = self.slots.get_mut(idx as usize)
+                && s.hash != 0
+                && s.ts_ns == ts
+            {
                 Self::settle(&mut self.counters, s.deliveries);
                 *s = Inbound::default();
                 self.live -= 1;
             }
         }
+        if self.queue.is_empty() {
+            // Do not pin the memory of a past burst.
+            self.queue.shrink_to(1024);
+        }
+    }
+
+    /// One pass over the table; then every survivor is queued again in time order.
+    fn expire_scan(&mut self, now_ns: u64) {
+        let window = self.window_ns;
+        let mut survivors = Vec::new();
+        for (i, s) in self.slots.iter_mut().enumerate() {
+            if s.hash == 0 {
+                continue;
+            }
+            if s.ts_ns.saturating_add(window) <= now_ns {
+                Self::settle(&mut self.counters, s.deliveries);
+                *s = Inbound::default();
+                self.live -= 1;
+            } else {
+                survivors.push((i as u32, s.ts_ns));
+            }
+        }
+        survivors.sort_unstable_by_key(|&(_, ts)| ts);
+        self.queue_last_ts = survivors.last().map_or(0, |&(_, ts)| ts);
+        self.queue = survivors.into();
+        self.queue_complete = true;
     }
 }
 
@@ -240,5 +320,35 @@ mod tests {
             (1, 2, 1, 1)
         );
         assert_eq!((c.delivered_0, c.delivered_1, c.delivered_n), (0, 0, 1));
+    }
+
+    /// Expiry through the arrival queue and through the fallback scan (after a message
+    /// older than the previous one) settle the same messages at the same times.
+    #[test]
+    fn queued_and_scanned_expiry_agree() {
+        for reorder in [false, true] {
+            let mut f = Fanout::new(64, 1); // 1 ms window
+            let times: Vec<u64> = if reorder {
+                vec![100, 300, 200, 400, 250]
+            } else {
+                vec![100, 200, 250, 300, 400]
+            };
+            for (i, &t) in times.iter().enumerate() {
+                f.inbound(message_hash(b"t", &[i as u8]), t * 1000, None, false);
+            }
+            // Replaced message: its first queue entry must not expire the new one early.
+            f.inbound(message_hash(b"t", &[0]), 350_000, None, false);
+            assert_eq!(f.len(), 5);
+            f.expire(1_000_000 + 249_999);
+            assert_eq!(f.len(), 4, "reorder {reorder}");
+            f.expire(1_000_000 + 300_000);
+            assert_eq!(f.len(), 2, "reorder {reorder}");
+            f.expire(1_000_000 + 350_000);
+            assert_eq!(f.len(), 1, "reorder {reorder}");
+            f.expire(1_000_000 + 400_000);
+            assert_eq!(f.len(), 0, "reorder {reorder}");
+            let c = f.counters;
+            assert_eq!((c.inbound, c.replaced, c.delivered_0), (6, 1, 6));
+        }
     }
 }

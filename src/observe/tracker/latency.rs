@@ -177,7 +177,7 @@ impl Latency {
             self.pending.remove(&key);
             self.count_unanswered(key.stage);
         }
-        if let (_, Some((k, _))) = self.pending.insert(key, p) {
+        if let (_, Some((k, _))) = self.pending.insert_absent(key, p) {
             self.stat(k.stage.exchange()).evicted += 1;
             if k.stage.is_qos2() {
                 self.stat(Exchange::PublishQos2).evicted += 1;

@@ -103,6 +103,11 @@ impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
             }
             return (i, None);
         }
+        self.insert_absent(k, v)
+    }
+
+    /// `insert` for a key the caller just looked up and did not find (saves a lookup).
+    pub fn insert_absent(&mut self, k: K, v: V) -> (u32, Option<(K, V)>) {
         let evicted = if self.map.len() >= self.cap {
             self.pop_front()
         } else {
@@ -139,14 +144,21 @@ impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
     where
         K: Borrow<Q>,
     {
-        let i = self.find(k)?;
-        self.remove_at(i).map(|(_, v)| v)
+        // One map operation: the map gives up the slot, then the slot is emptied.
+        let i = self.map.remove(k)?;
+        self.take_node(i).map(|(_, v)| v)
     }
 
     pub fn remove_at(&mut self, i: u32) -> Option<(K, V)> {
+        let kv = self.take_node(i)?;
+        self.map.remove(&kv.0);
+        Some(kv)
+    }
+
+    /// Empties slot `i` (its key must already be out of the map, or be removed next).
+    fn take_node(&mut self, i: u32) -> Option<(K, V)> {
         let kv = self.nodes.get_mut(i as usize)?.kv.take()?;
         self.unlink(i);
-        self.map.remove(&kv.0);
         self.free.push(i);
         Some(kv)
     }
@@ -174,16 +186,19 @@ impl<K: Hash + Eq + Clone, V> OrderedMap<K, V> {
         })
     }
 
-    /// Removes every entry for which `keep` is false, handing each to `gone`.
+    /// Removes every entry for which `keep` is false, handing each to `gone`. Entries
+    /// are visited in slab order (a sequential pass, not a walk of the list through
+    /// scattered nodes), so `gone` sees them in no particular order.
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool, mut gone: impl FnMut(K, V)) {
-        let mut i = self.head;
-        while let Some(n) = self.nodes.get(i as usize) {
-            let next = n.next;
-            let drop_it = n.kv.as_ref().is_some_and(|(k, v)| !keep(k, v));
-            if drop_it && let Some((k, v)) = self.remove_at(i) {
+        for i in 0..self.nodes.len() {
+            let drop_it = self
+                .nodes
+                .get(i)
+                .and_then(|n| n.kv.as_ref())
+                .is_some_and(|(k, v)| !keep(k, v));
+            if drop_it && let Some((k, v)) = self.remove_at(i as u32) {
                 gone(k, v);
             }
-            i = next;
         }
     }
 
