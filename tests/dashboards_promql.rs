@@ -92,7 +92,10 @@ fn encode(q: &str) -> String {
 fn wait_port(port: u16, what: &str) {
     let t = Instant::now();
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t.elapsed() < Duration::from_secs(15), "{what} did not start");
+        assert!(
+            t.elapsed() < Duration::from_secs(15),
+            "{what} did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -189,7 +192,11 @@ fn evaluate(prom: &str, expr: &str) -> Result<(usize, String), String> {
                 .filter(|(k, _)| !matches!(k.as_str(), "cluster" | "job" | "instance"))
                 .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
                 .collect();
-            format!("{{{}}} {}", labels.join(","), s["value"][1].as_str().unwrap_or("?"))
+            format!(
+                "{{{}}} {}",
+                labels.join(","),
+                s["value"][1].as_str().unwrap_or("?")
+            )
         })
         .collect();
     Ok((r.len(), shown.join("; ")))
@@ -210,10 +217,7 @@ fn captures() -> Vec<PathBuf> {
             let p = e.unwrap().path();
             if p.is_dir() {
                 dirs.push(p);
-            } else if p
-                .extension()
-                .is_some_and(|e| e == "pcap" || e == "pcapng")
-            {
+            } else if p.extension().is_some_and(|e| e == "pcap" || e == "pcapng") {
                 out.push(p);
             }
         }
@@ -224,7 +228,10 @@ fn captures() -> Vec<PathBuf> {
 
 fn mosquitto(dir: &Path, port: u16) -> Reap {
     let passwd = dir.join("passwd");
-    for (i, (user, pw)) in [("operator", "op-pw"), ("mqscope", "mq-pw")].iter().enumerate() {
+    for (i, (user, pw)) in [("operator", "op-pw"), ("mqscope", "mq-pw")]
+        .iter()
+        .enumerate()
+    {
         let mut c = Command::new("mosquitto_passwd");
         if i == 0 {
             c.arg("-c");
@@ -367,7 +374,13 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
         Command::new(bin)
             .args(["simulate", "--broker", &format!("127.0.0.1:{broker_port}")])
             .args(["--devices", "20", "--consumers", "3", "--duration", "60"])
-            .args(["--interval-ms", "500", "--username", "operator", "--password-file"])
+            .args([
+                "--interval-ms",
+                "500",
+                "--username",
+                "operator",
+                "--password-file",
+            ])
             .arg(dir.join("op.pw"))
             .args(["--brute-force", "60", "--acl-topic", "admin/config"])
             .args(["--wildcard-subscribe", "--takeover"])
