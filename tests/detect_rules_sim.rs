@@ -139,8 +139,8 @@ fn hits(r: &Value) -> Vec<(String, String, f64)> {
         .expect("rules.hits in the report")
         .iter()
         .map(|h| {
-            let delay = (h["ts_ns"].as_u64().unwrap() - h["first_ts_ns"].as_u64().unwrap()) as f64
-                / 1e9;
+            let delay =
+                (h["ts_ns"].as_u64().unwrap() - h["first_ts_ns"].as_u64().unwrap()) as f64 / 1e9;
             (
                 h["rule"].as_str().unwrap().to_string(),
                 h["key"].as_str().unwrap().to_string(),

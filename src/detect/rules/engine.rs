@@ -202,6 +202,7 @@ impl RuleEngine {
                             first_ts_ns: win.first().unwrap_or(e.ts_ns),
                             ts_ns: e.ts_ns,
                             count: u64::from(n),
+                            more: 1,
                             evidence: times_evidence(win, "auth failure"),
                             summary: format!(
                                 "{n} authentication failures from {ip} within {}s",
@@ -222,6 +223,7 @@ impl RuleEngine {
                             first_ts_ns: win.first().unwrap_or(e.ts_ns),
                             ts_ns: e.ts_ns,
                             count: u64::from(n),
+                            more: 1,
                             evidence: times_evidence(win, "auth failure"),
                             summary: format!(
                                 "{n} authentication failures for user {u} within {}s",
@@ -245,6 +247,7 @@ impl RuleEngine {
                         first_ts_ns: win.first().unwrap_or(e.ts_ns),
                         ts_ns: e.ts_ns,
                         count: u64::from(n),
+                        more: 1,
                         evidence: times_evidence(win, e.kind.name()),
                         summary: format!(
                             "{n} publish/subscribe denials for {key} within {}s",
@@ -268,6 +271,7 @@ impl RuleEngine {
                         first_ts_ns: win.first().unwrap_or(e.ts_ns),
                         ts_ns: e.ts_ns,
                         count: u64::from(n),
+                        more: 1,
                         evidence: vec![ev(e.ts_ns, e.detail.unwrap_or(e.kind.name()))],
                         summary: format!(
                             "{n} malformed or protocol-violating packets from {key} within {}s",
@@ -298,6 +302,7 @@ impl RuleEngine {
                         first_ts_ns: e.ts_ns,
                         ts_ns: e.ts_ns,
                         count: 1,
+                        more: 1,
                         evidence: vec![ev(e.ts_ns, filter.clone())],
                         summary: format!("{key} (not an admin client) subscribed to {filter}"),
                         key,
@@ -314,6 +319,7 @@ impl RuleEngine {
                     first_ts_ns: e.ts_ns,
                     ts_ns: e.ts_ns,
                     count: 1,
+                    more: 1,
                     evidence: vec![ev(
                         e.ts_ns,
                         format!("from {from} ({})", e.detail.unwrap_or("")),
@@ -368,6 +374,7 @@ impl RuleEngine {
                             first_ts_ns: win.first().unwrap_or(ts),
                             ts_ns: ts,
                             count: u64::from(n),
+                            more: 1,
                             evidence: times_evidence(win, "CONNECT"),
                             summary: format!(
                                 "{n} CONNECTs for {key} within {}s",
@@ -399,6 +406,7 @@ impl RuleEngine {
                         first_ts_ns: flow.flood_start,
                         ts_ns: ts,
                         count: limit,
+                        more: limit,
                         evidence: vec![ev(
                             flow.flood_start,
                             "first PUBLISH of the window".to_string(),
@@ -420,6 +428,7 @@ impl RuleEngine {
                         first_ts_ns: ts,
                         ts_ns: ts,
                         count: 1,
+                        more: 1,
                         evidence: vec![ev(ts, t.clone())],
                         summary: format!("{key} published to reserved topic {t}"),
                         key,
@@ -433,6 +442,7 @@ impl RuleEngine {
                         first_ts_ns: ts,
                         ts_ns: ts,
                         count: 1,
+                        more: 1,
                         evidence: vec![ev(ts, format!("{size} bytes to {t}"))],
                         summary: format!(
                             "{key} published {size} bytes (limit {}) to {t}",
@@ -472,6 +482,7 @@ impl RuleEngine {
                             first_ts_ns: sub_ts,
                             ts_ns: ts,
                             count: 1,
+                            more: 1,
                             evidence: vec![ev(ts, format!("requested QoS {r}, granted {g}"))],
                             summary: format!("{key} requested QoS {r} and was granted QoS {g}"),
                             key,
@@ -503,6 +514,7 @@ fn slowite_finding(f: &FlowState, ka: u16, ts: u64, idle_ns: u64) -> Finding {
         first_ts_ns: f.connect_ts,
         ts_ns: ts,
         count: 1,
+        more: 1,
         evidence: vec![ev(f.connect_ts, format!("CONNECT keepalive {ka}s"))],
         summary,
         key,
@@ -524,6 +536,7 @@ fn retained_check(
             first_ts_ns: ts,
             ts_ns: ts,
             count: 1,
+            more: 1,
             evidence: vec![ev(ts, format!("retained payload of {size} bytes"))],
             summary: format!(
                 "{key} retained a {size}-byte payload (limit {})",
@@ -556,6 +569,7 @@ fn retained_check(
             first_ts_ns: flow.retained_first_ts,
             ts_ns: ts,
             count: n as u64,
+            more: n as u64,
             evidence: vec![ev(ts, format!("{n} distinct retained topics"))],
             summary: format!(
                 "{key} retained messages on {n} distinct topics within {}s",

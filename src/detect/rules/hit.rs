@@ -65,6 +65,9 @@ pub struct Finding {
     pub ts_ns: u64,
     /// Occurrences counted for a new hit.
     pub count: u64,
+    /// Occurrences this finding adds to an already active hit (1 for one more failure;
+    /// a whole window's PUBLISHes for a flood).
+    pub more: u64,
     pub evidence: Vec<Evidence>,
     pub summary: String,
 }
@@ -109,7 +112,7 @@ impl Alerts {
             // Touch the entry (its time is the last occurrence).
             self.active.entry(&k, f.ts_ns, self.cooldown_ns, || slot);
             if let Some(h) = slot.and_then(|i| self.hits.get_mut(i)) {
-                h.count += 1;
+                h.count += f.more;
                 h.last_ts_ns = h.last_ts_ns.max(f.ts_ns);
                 for e in f.evidence {
                     if h.evidence.len() >= MAX_EVIDENCE {

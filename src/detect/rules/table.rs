@@ -25,6 +25,10 @@ impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
         self.map.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     pub fn get_mut(&mut self, k: &K) -> Option<&mut V> {
         self.map.get_mut(k).map(|(v, _)| v)
     }

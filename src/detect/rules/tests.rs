@@ -326,6 +326,19 @@ fn publish_flood_at_rate_over_window() {
     assert_eq!(h[0].key, "client:chatty");
     assert_eq!(h[0].first_ts_ns, S);
     assert_eq!(h[0].ts_ns, S + 19 * 50_000_000);
+    // The flood goes on in the next window: the same alert, 20 more PUBLISHes.
+    for i in 0..20u64 {
+        e.on_record(&rec(
+            &f,
+            4 * S + i * 50_000_000,
+            Direction::C2S,
+            publish("a", b"1", false),
+        ));
+    }
+    let h = fired(&e, "publish_flood");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].count, 40);
+    assert_eq!(h[0].last_ts_ns, 4 * S + 19 * 50_000_000);
 }
 
 #[test]
