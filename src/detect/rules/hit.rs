@@ -100,10 +100,6 @@ impl Alerts {
         self.active.evicted
     }
 
-    pub fn is_active(&mut self, rule: &'static str, key: &str) -> bool {
-        self.active.get_mut(&(rule, key.to_string())).is_some()
-    }
-
     /// A new hit, or one more occurrence of an active one. Returns true if it is new.
     pub fn raise(&mut self, f: Finding) -> bool {
         let k = (f.rule, f.key);
