@@ -153,6 +153,13 @@ struct ReplayArgs {
     /// Prometheus exporter configuration as JSON (fields of `PrometheusConfig`).
     #[arg(long)]
     metrics_config: Option<PathBuf>,
+    /// Security rule thresholds and admin client list as JSON (fields of `RulesConfig`;
+    /// missing ones default).
+    #[arg(long)]
+    rules_config: Option<PathBuf>,
+    /// Do not run the security rules.
+    #[arg(long)]
+    no_rules: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -314,8 +321,34 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     };
     let jsonl = (a.format == Format::Jsonl)
         .then(|| JsonlWriter::new(BufWriter::with_capacity(1 << 16, io::stdout().lock())));
-    let mut sink = ReplaySink { jsonl, observer };
-    let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut sink);
+    let engine = if a.no_rules {
+        None
+    } else {
+        match load_rules_config(a.rules_config.as_deref()) {
+            Ok(e) => Some(e),
+            Err(code) => return Ok(code),
+        }
+    };
+    let inner = ReplaySink { jsonl, observer };
+    let (report, mut sink, mut rules) = match engine {
+        Some(engine) => {
+            let cap = ObserveConfig::default().max_events_queued;
+            let mut rs = replay::rules::RulesSink::new(inner, engine, cap);
+            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut rs);
+            rs.finish();
+            let replay::rules::RulesSink {
+                inner,
+                engine,
+                events,
+            } = rs;
+            (report, inner, Some((engine, events)))
+        }
+        None => {
+            let mut inner = inner;
+            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut inner);
+            (report, inner, None)
+        }
+    };
     if let Some(w) = sink.jsonl.take() {
         match w.finish() {
             Ok(_) => {}
@@ -330,9 +363,16 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         let snap = obs.snapshot();
         if a.format != Format::None {
             eprint!("{}", replay::report::to_text(&snap));
+            if let Some((engine, _)) = &rules {
+                eprint!("{}", replay::rules::to_text(engine.hits()));
+            }
         }
         if let Some(path) = &a.report_json {
-            let text = serde_json::to_string_pretty(&snap)?;
+            let mut v = serde_json::to_value(&snap)?;
+            if let (Some((engine, _)), Some(m)) = (&rules, v.as_object_mut()) {
+                m.insert("rules".into(), serde_json::to_value(engine.snapshot())?);
+            }
+            let text = serde_json::to_string_pretty(&v)?;
             std::fs::write(path, text + "\n")
                 .with_context(|| format!("writing {}", path.display()))?;
         }
@@ -345,6 +385,12 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             let mut tally = EventTally::default();
             for e in obs.events().drain() {
                 tally.observe(&e);
+            }
+            // With the rules on, the events were passed through them first.
+            if let Some((_, events)) = &mut rules {
+                for e in events.drain() {
+                    tally.observe(&e);
+                }
             }
             snap = snap.with_observer(obs, metrics.config());
             snap.events = Some(tally);
@@ -380,6 +426,32 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
 
 /// The exporter configuration from `--metrics-config` (defaults otherwise), with
 /// `--listen` overriding its address; invalid → usage error, already reported.
+fn load_rules_config(
+    path: Option<&std::path::Path>,
+) -> Result<crate::detect::rules::RuleEngine, ExitCode> {
+    let cfg: crate::detect::rules::RulesConfig = match path {
+        None => Default::default(),
+        Some(p) => {
+            let parsed = std::fs::read_to_string(p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("mqscope: {}: {e}", p.display());
+                    return Err(ExitCode::from(EXIT_USAGE));
+                }
+            }
+        }
+    };
+    crate::detect::rules::RuleEngine::new(cfg).map_err(|errs| {
+        for e in errs {
+            eprintln!("mqscope: rules config: {e}");
+        }
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
 fn load_metrics_config(
     path: Option<&std::path::Path>,
     listen: Option<std::net::SocketAddr>,

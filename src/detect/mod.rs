@@ -7,6 +7,7 @@
 
 pub mod gpd;
 pub mod persist;
+pub mod rules;
 pub mod series;
 pub mod spot;
 

@@ -6,6 +6,7 @@
 pub mod jsonl;
 pub mod progress;
 pub mod report;
+pub mod rules;
 pub mod sink;
 pub mod summary;
 
