@@ -275,3 +275,132 @@ fn pagerduty_severity_maps_to_the_four_allowed() {
     a.labels.remove("severity");
     assert_eq!(payload::pagerduty_severity(&a), "error");
 }
+
+mod client_tests {
+    use std::time::Duration;
+
+    use super::super::client::{HttpTarget, UrlError, parse_head};
+
+    #[test]
+    fn parses_http_urls_only() {
+        let t = HttpTarget::parse("http://127.0.0.1:9093").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.path(), "/");
+        assert_eq!(t.join("/api/v2/alerts").path(), "/api/v2/alerts");
+        let t = HttpTarget::parse("http://h/x/").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.join("/api/v2/alerts").path(), "/x/api/v2/alerts");
+        assert!(HttpTarget::parse("http://[::1]:80/p").is_ok());
+        assert_eq!(
+            HttpTarget::parse("https://hooks.slack.com/x"),
+            Err(UrlError::Scheme)
+        );
+        assert_eq!(HttpTarget::parse("http://:80/"), Err(UrlError::Malformed));
+        assert_eq!(
+            HttpTarget::parse("http://h:99999/"),
+            Err(UrlError::Malformed)
+        );
+        assert_eq!(HttpTarget::parse("http://u:p@h/"), Err(UrlError::Malformed));
+        assert_eq!(HttpTarget::parse("http://h/a b"), Err(UrlError::Malformed));
+    }
+
+    #[test]
+    fn reads_status_and_retry_after() {
+        let r = parse_head(b"HTTP/1.1 429 Too Many Requests\r\nretry-after:  7\r\n\r\n");
+        assert_eq!(
+            r.map(|r| (r.status, r.retry_after)),
+            Some((429, Some(Duration::from_secs(7))))
+        );
+        let r =
+            parse_head(b"HTTP/1.0 200 OK\r\nRetry-After: Wed, 21 Oct 2015 07:28:00 GMT\r\n\r\n");
+        assert_eq!(r.map(|r| (r.status, r.retry_after)), Some((200, None)));
+        assert_eq!(parse_head(b"SSH-2.0-OpenSSH\r\n"), None);
+        assert_eq!(parse_head(b"HTTP/1.1 20 OK\r\n\r\n"), None);
+        assert_eq!(parse_head(b""), None);
+    }
+}
+
+mod spool_tests {
+    use super::super::spool::Spool;
+    use super::*;
+
+    fn dir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("mqscope-spool-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn alert(n: u32) -> Alert {
+        Alert::firing(ls(&[("n", &n.to_string())]), LabelSet::new(), Timestamp(0))
+    }
+
+    #[test]
+    fn survives_reopen_and_compacts() {
+        let d = dir("reopen");
+        {
+            let mut s = Spool::open(&d, "r/1", 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+            for n in 0..3 {
+                s.push(&alert(n)).unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert_eq!(s.pop_front().ok().flatten(), Some(alert(0)));
+        }
+        let s = Spool::open(&d, "r/1", 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        let got: Vec<Alert> = s.iter().cloned().collect();
+        assert_eq!(got, vec![alert(1), alert(2)]);
+        // Name sanitised into a file name.
+        assert!(d.join("r_1.spool.jsonl").exists());
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn cap_drops_oldest_and_counts() {
+        let d = dir("cap");
+        let line = serde_json::to_vec(&alert(0))
+            .map(|v| v.len() + 1)
+            .unwrap_or(0);
+        let mut s = Spool::open(&d, "r", line * 3).unwrap_or_else(|e| panic!("{e}"));
+        for n in 0..5 {
+            s.push(&alert(n)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(s.dropped(), 2);
+        assert_eq!(s.front(), Some(&alert(2)));
+        assert!(s.bytes() <= line * 3);
+        drop(s);
+        let s = Spool::open(&d, "r", line * 3).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.len(), 3);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn torn_line_is_skipped_and_counted() {
+        let d = dir("torn");
+        {
+            let mut s = Spool::open(&d, "r", 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+            s.push(&alert(1)).unwrap_or_else(|e| panic!("{e}"));
+        }
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(d.join("r.spool.jsonl"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let _ = f.write_all(b"{\"labels\":{\"n\":");
+        drop(f);
+        let s = Spool::open(&d, "r", 1 << 20).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.len(), s.corrupt()), (1, 1));
+        let _ = std::fs::remove_dir_all(&d);
+    }
+}
+
+#[test]
+fn secrets_do_not_debug_print() {
+    let kind = ReceiverKind::PagerDuty {
+        url: Secret::new("http://events/enqueue?token=abc"),
+        routing_key: Secret::new("R0UTINGKEY"),
+        source: "mqscope".into(),
+    };
+    let cfg = ReceiverConfig::new("pd", kind, std::env::temp_dir());
+    let printed = format!("{cfg:?}");
+    assert!(
+        !printed.contains("abc") && !printed.contains("R0UTINGKEY"),
+        "{printed}"
+    );
+    assert!(printed.contains("Secret(***)"));
+}
