@@ -7,8 +7,8 @@
 //!   Alertmanager this keeps it from expiring at its `resolve_timeout`).
 //! * **Retries**: connection errors, timeouts, 408, 429 and 5xx are retried with
 //!   exponential backoff (doubling from `backoff_initial` to `backoff_max`) with jitter
-//!   (each wait is uniform in [½, 1] × backoff); `Retry-After` (seconds) is honoured up
-//!   to `backoff_max`. Other 4xx are permanent: the entry is dropped and counted.
+//!   (each wait is uniform in [½, 1] × backoff); `Retry-After` (seconds) is honoured as
+//!   a minimum wait, up to [`MAX_RETRY_AFTER`] so a broken server cannot park us. Other 4xx are permanent: the entry is dropped and counted.
 //! * **Restart**: the spool holds what is not yet delivered; a ledger file
 //!   (`<receiver>.ledger.json`, rewritten atomically after each delivery) holds the last
 //!   delivered state per fingerprint, so after a restart dedup and repeats continue and a
@@ -42,6 +42,9 @@ use super::payload;
 use super::secret::Secret;
 use super::spool::{Spool, file_stem};
 use super::time::Timestamp;
+
+/// Longest `Retry-After` obeyed.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
 
 #[derive(Clone, Debug)]
 pub enum ReceiverKind {
@@ -462,7 +465,7 @@ impl Worker {
                 }
                 self.stats.failed_attempts.fetch_add(1, Ordering::Relaxed);
                 let wait = after
-                    .map(|d| d.min(self.cfg.backoff_max).max(self.jitter(self.backoff)))
+                    .map(|d| d.min(MAX_RETRY_AFTER).max(self.jitter(self.backoff)))
                     .unwrap_or_else(|| self.jitter(self.backoff));
                 self.next_attempt = Instant::now() + wait;
                 self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
