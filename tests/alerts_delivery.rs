@@ -302,3 +302,121 @@ async fn every_kind_posts_its_shape() {
         alert.fingerprint().to_string().as_str()
     );
 }
+
+/// A CA and a leaf for 127.0.0.1 made with the openssl CLI.
+fn make_certs(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let st = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl");
+        assert!(st.success(), "openssl {args:?}");
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "leaf.key",
+        "-out",
+        "leaf.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "leaf.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("leaf.pem"),
+        dir.join("leaf.key"),
+    )
+}
+
+#[tokio::test]
+async fn https_with_a_private_ca() {
+    let dir = temp_dir("https");
+    let (ca, cert, key) = make_certs(&dir);
+    let rec = Recorder::start_tls(&cert, &key);
+    let url = format!("https://127.0.0.1:{}/services/T/B/K", rec.port);
+    let mut cfg = fast(ReceiverConfig::new(
+        "slack",
+        ReceiverKind::Slack {
+            url: Secret::new(url.clone()),
+        },
+        dir.join("spool"),
+    ));
+    cfg.ca_file = Some(ca);
+    let r = Receiver::start(cfg).expect("start");
+    let alert = AlertBook::new(1)
+        .activate(ls(&[("alertname", "A")]), LabelSet::new(), Timestamp::now())
+        .expect("fires")
+        .into_alert();
+    r.notify(alert.clone());
+    let got = rec.wait_accepted(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "failed attempts: {}",
+        r.stats().failed_attempts.load(Ordering::Relaxed)
+    );
+    assert_eq!(got[0]["text"], "[FIRING] A");
+
+    // Without the CA the server is not trusted: nothing delivered, attempts fail.
+    let mut cfg = fast(ReceiverConfig::new(
+        "slack2",
+        ReceiverKind::Slack {
+            url: Secret::new(url),
+        },
+        dir.join("spool"),
+    ));
+    cfg.ca_file = Some(cert.with_file_name("leaf.pem")); // a leaf, not the issuing CA
+    let r2 = Receiver::start(cfg).expect("start");
+    r2.notify(alert);
+    let end = Instant::now() + Duration::from_secs(5);
+    while r2.stats().failed_attempts.load(Ordering::Relaxed) < 2 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(r2.stats().failed_attempts.load(Ordering::Relaxed) >= 2);
+    assert_eq!(rec.accepted().len(), 1);
+}

@@ -28,6 +28,34 @@ pub struct Recorder {
 impl Recorder {
     /// Listens on `port` (0 = any).
     pub fn start(port: u16, script: Vec<(u16, Option<u64>)>) -> Recorder {
+        Recorder::start_with(port, script, None)
+    }
+
+    /// Same, serving https with the given PEM certificate chain and key.
+    pub fn start_tls(cert: &std::path::Path, key: &std::path::Path) -> Recorder {
+        use rustls::pki_types::pem::PemObject;
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+            .expect("cert")
+            .collect::<Result<_, _>>()
+            .expect("cert");
+        let key = PrivateKeyDer::from_pem_file(key).expect("key");
+        let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+        Recorder::start_with(0, vec![], Some(Arc::new(cfg)))
+    }
+
+    fn start_with(
+        port: u16,
+        script: Vec<(u16, Option<u64>)>,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> Recorder {
         let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind recorder");
         let port = listener.local_addr().expect("addr").port();
         let shared = Arc::new(Mutex::new(Shared {
@@ -42,7 +70,15 @@ impl Recorder {
                     break;
                 }
                 if let Ok(c) = conn {
-                    serve(c, &s2);
+                    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+                    match &tls {
+                        Some(cfg) => {
+                            if let Ok(sc) = rustls::ServerConnection::new(Arc::clone(cfg)) {
+                                serve(rustls::StreamOwned::new(sc, c), &s2);
+                            }
+                        }
+                        None => serve(c, &s2),
+                    }
                 }
             }
         });
@@ -94,8 +130,7 @@ impl Drop for Recorder {
     }
 }
 
-fn serve(mut c: TcpStream, shared: &Mutex<Shared>) {
-    let _ = c.set_read_timeout(Some(Duration::from_secs(5)));
+fn serve<S: Read + Write>(mut c: S, shared: &Mutex<Shared>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let (head_end, len) = loop {
@@ -139,6 +174,7 @@ fn serve(mut c: TcpStream, shared: &Mutex<Shared>) {
         c,
         "HTTP/1.1 {status} X\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n"
     );
+    let _ = c.flush();
 }
 
 /// A TCP port nobody listens on (bound then released).

@@ -16,8 +16,7 @@
 //! * **Secrets**: URLs and routing keys are `Secret`s; logs name the receiver and the
 //!   status, never the URL.
 //!
-//! Only `http://` URLs are supported (no TLS yet), so Slack/Teams/PagerDuty, which are
-//! https-only services, need a local forwarding proxy for now.
+//! `https://` uses rustls (ring) with the system roots, or `ca_file` when set.
 //!
 //! Spool and ledger use blocking `std::fs` inside the task: files are small and written
 //! once per notification, which is rare compared with packets.
@@ -126,6 +125,8 @@ pub struct ReceiverConfig {
     pub request_timeout: Duration,
     /// Fingerprints remembered for dedup / repeat; resolved ones are forgotten first.
     pub max_tracked: usize,
+    /// PEM CA certificates for `https://` instead of the system roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl ReceiverConfig {
@@ -148,6 +149,7 @@ impl ReceiverConfig {
             backoff_max: Duration::from_secs(60),
             request_timeout: Duration::from_secs(10),
             max_tracked: 10_000,
+            ca_file: None,
         }
     }
 }
@@ -170,6 +172,8 @@ pub struct ReceiverStats {
 pub enum StartError {
     #[error("receiver {name}: {source}")]
     Url { name: String, source: UrlError },
+    #[error("receiver {name}: {reason}")]
+    Tls { name: String, reason: String },
     #[error("receiver {name}: spool: {source}")]
     Spool { name: String, source: io::Error },
 }
@@ -191,6 +195,16 @@ impl Receiver {
             name: cfg.name.clone(),
             source,
         })?;
+        let tls = if target.is_tls() {
+            Some(
+                client::tls_config(cfg.ca_file.as_deref()).map_err(|reason| StartError::Tls {
+                    name: cfg.name.clone(),
+                    reason,
+                })?,
+            )
+        } else {
+            None
+        };
         let spool =
             Spool::open(&cfg.spool_dir, &cfg.name, cfg.spool_max_bytes).map_err(|source| {
                 StartError::Spool {
@@ -201,7 +215,7 @@ impl Receiver {
         let stats = Arc::new(ReceiverStats::default());
         let (tx, rx) = mpsc::channel(cfg.queue_capacity.max(1));
         let name = cfg.name.clone();
-        let worker = Worker::new(cfg, target, spool, Arc::clone(&stats));
+        let worker = Worker::new(cfg, target, tls, spool, Arc::clone(&stats));
         let task = tokio::spawn(worker.run(rx));
         Ok(Receiver {
             name,
@@ -253,6 +267,7 @@ struct Known {
 struct Worker {
     cfg: ReceiverConfig,
     target: HttpTarget,
+    tls: Option<Arc<rustls::ClientConfig>>,
     spool: Spool,
     stats: Arc<ReceiverStats>,
     known: HashMap<Fingerprint, Known>,
@@ -273,6 +288,7 @@ impl Worker {
     fn new(
         cfg: ReceiverConfig,
         target: HttpTarget,
+        tls: Option<Arc<rustls::ClientConfig>>,
         spool: Spool,
         stats: Arc<ReceiverStats>,
     ) -> Self {
@@ -303,6 +319,7 @@ impl Worker {
             backoff: cfg.backoff_initial,
             cfg,
             target,
+            tls,
             spool,
             stats,
             known,
@@ -435,7 +452,14 @@ impl Worker {
                 return;
             }
         };
-        let outcome = match client::post_json(&self.target, &body, self.cfg.request_timeout).await {
+        let outcome = match client::post_json(
+            &self.target,
+            &body,
+            self.cfg.request_timeout,
+            self.tls.as_ref(),
+        )
+        .await
+        {
             Ok(r) if (200..300).contains(&r.status) => Outcome::Delivered,
             Ok(r) if r.status == 408 || r.status == 429 || r.status >= 500 => {
                 Outcome::Retry(r.retry_after)

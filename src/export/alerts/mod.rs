@@ -8,7 +8,7 @@
 //! | `book` | `AlertBook`: detectors' level signal → `Transition::{Fired, Resolved}` |
 //! | `payload` | request bodies per receiver kind (pure) |
 //! | `secret` | `Secret`: URLs / keys that never reach logs |
-//! | `client` | minimal HTTP/1.1 POST over tokio (`http://` only) |
+//! | `client` | minimal HTTP/1.1 POST over tokio, `http://` and `https://` (rustls) |
 //! | `spool` | bounded on-disk JSON-lines queue per receiver |
 //! | `deliver` | `Receiver`: queue, dedup, repeat, retries with backoff, spool, ledger |
 //!

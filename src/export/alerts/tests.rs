@@ -289,10 +289,11 @@ mod client_tests {
         let t = HttpTarget::parse("http://h/x/").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(t.join("/api/v2/alerts").path(), "/x/api/v2/alerts");
         assert!(HttpTarget::parse("http://[::1]:80/p").is_ok());
-        assert_eq!(
-            HttpTarget::parse("https://hooks.slack.com/x"),
-            Err(UrlError::Scheme)
-        );
+        let t = HttpTarget::parse("https://hooks.slack.com/x").unwrap_or_else(|e| panic!("{e}"));
+        assert!(t.is_tls());
+        // Debug leaves out the path, where webhook keys live.
+        assert_eq!(format!("{t:?}"), "HttpTarget(hooks.slack.com:443/***)");
+        assert_eq!(HttpTarget::parse("ftp://h/"), Err(UrlError::Scheme));
         assert_eq!(HttpTarget::parse("http://:80/"), Err(UrlError::Malformed));
         assert_eq!(
             HttpTarget::parse("http://h:99999/"),
