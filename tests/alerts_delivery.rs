@@ -420,3 +420,45 @@ async fn https_with_a_private_ca() {
     assert!(r2.stats().failed_attempts.load(Ordering::Relaxed) >= 2);
     assert_eq!(rec.accepted().len(), 1);
 }
+
+#[tokio::test]
+async fn spool_cap_drops_oldest_and_a_dropped_alert_can_be_sent_again() {
+    let port = free_port();
+    let dir = temp_dir("cap");
+    let mut cfg = fast(ReceiverConfig::new(
+        "wh",
+        webhook(format!("http://127.0.0.1:{port}/")),
+        dir,
+    ));
+    let mut book = AlertBook::new(8);
+    let alerts: Vec<_> = ["A", "B", "C"]
+        .iter()
+        .filter_map(|n| book.activate(ls(&[("alertname", n)]), LabelSet::new(), Timestamp(1)))
+        .map(Transition::into_alert)
+        .collect();
+    let line = serde_json::to_vec(&alerts[0])
+        .map(|v| v.len() + 1)
+        .unwrap_or(0);
+    cfg.spool_max_bytes = line * 2;
+    let r = Receiver::start(cfg).expect("start");
+    for a in &alerts {
+        assert!(r.notify(a.clone()));
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while r.stats().spool_dropped.load(Ordering::Relaxed) < 1 && Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(r.stats().spool_dropped.load(Ordering::Relaxed), 1);
+    assert_eq!(r.stats().pending.load(Ordering::Relaxed), 2);
+    // A was dropped undelivered: notifying it again is not a duplicate (B drops for room).
+    r.notify(alerts[0].clone());
+    let rec = Recorder::start(port, vec![]);
+    let got = rec.wait_accepted(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        seen(&rec.accepted()),
+        vec![("C".into(), "firing".into()), ("A".into(), "firing".into())],
+        "{got:?}"
+    );
+    assert_eq!(r.stats().deduplicated.load(Ordering::Relaxed), 0);
+}

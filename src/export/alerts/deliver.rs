@@ -401,6 +401,8 @@ impl Worker {
     }
 
     /// After the spool dropped entries, pending counts are rebuilt from what is left.
+    /// A fingerprint whose latest admitted state was dropped before delivery is
+    /// forgotten, so the next notification for it is not mistaken for a duplicate.
     fn recount_pending(&mut self) {
         for k in self.known.values_mut() {
             k.pending = 0;
@@ -410,6 +412,8 @@ impl Worker {
                 k.pending += 1;
             }
         }
+        self.known
+            .retain(|_, k| k.pending > 0 || k.delivered == Some(k.alert.state()));
     }
 
     /// Bounds `known`: forgets delivered resolved alerts first.
