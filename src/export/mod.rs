@@ -13,6 +13,7 @@
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
 
+pub mod alerts;
 mod broker_metrics;
 pub mod config;
 pub mod hist;
