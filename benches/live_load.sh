@@ -104,6 +104,7 @@ print(f"kernel drops (pcap ps_drop/ps_ifdrop): {c['pcap_dropped']} / {c['pcap_if
 print(f"frames processed:                      {d['frames']}")
 print(f"MQTT packets decoded:                  {d['mqtt_packets']}")
 print(f"stream gaps / packets lost in gaps:    {d['stream']['gaps']} / {d['stream']['packets_lost_in_gap']}")
+print(f"segments cut by snaplen:               {s['tcp']['truncated_segments']}")
 print(f"decode errors:                         {d['decode_errors']}")
 pt = s["packets_by_type_and_direction"].get("PUBLISH", {})
 print(f"PUBLISH client->broker / broker->client: {pt.get('c2s', 0)} / {pt.get('s2c', 0)}")
