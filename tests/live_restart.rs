@@ -141,7 +141,10 @@ fn broker_restart_mid_run_reconnects_sys_and_capture_continues() {
     // and the input being closed at shutdown).
     let on_wire = count(&stats, "PUBLISH").1;
     let received = b["messages"].as_u64().unwrap();
-    assert!(received > 0 && on_wire.abs_diff(received) <= 5, "{on_wire} vs {received}");
+    assert!(
+        received > 0 && on_wire.abs_diff(received) <= 5,
+        "{on_wire} vs {received}"
+    );
     let obs = serde_json::to_string(&stats["observer"]).unwrap();
     for id in ["before-restart", "after-restart"] {
         assert!(obs.contains(id), "observer lacks client id {id}");
