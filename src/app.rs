@@ -11,6 +11,7 @@
 //! partial streams), publishes a last snapshot and writes the stats file; the whole
 //! sequence is bounded by [`SHUTDOWN_LIMIT`].
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::RecvTimeoutError;
@@ -31,7 +32,7 @@ use crate::export::{EventTally, MetricsSnapshot, MetricsState};
 use crate::input::capture::{CaptureCountersSnapshot, CaptureError, LiveCapture};
 use crate::input::{BrokerInput, BrokerMsg, BrokerStatus, FeedDriver, InputStats};
 use crate::mqtt::PacketType;
-use crate::observe::{Observer, ObserverSnapshot};
+use crate::observe::{Event, Observer, ObserverSnapshot};
 use crate::replay::ReplayReport;
 
 /// Upper bound on the time from the stop request to the process being ready to exit.
@@ -42,6 +43,10 @@ const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(50);
 /// Drops are logged at most this often (they can happen on every batch under overload).
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// How many of the latest events the snapshot keeps with all their fields (who, which
+/// topic, which code): operators want to see the last denials, not only their counts.
+/// Older ones survive only in the counters.
+pub const RECENT_EVENTS: usize = 100;
 
 // ---------------------------------------------------------------------------------------
 // EXPORTER HOOK. The processing thread replaces the slot's content every second (and once
@@ -75,6 +80,8 @@ pub struct AppSnapshot {
     pub observer: ObserverSnapshot,
     /// `None` without a `[broker]` input.
     pub broker: Option<BrokerSnapshot>,
+    /// The last [`RECENT_EVENTS`] events, oldest first.
+    pub recent_events: Vec<Event>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -146,6 +153,7 @@ impl AppSnapshot {
             "tcp": self.tcp,
             "observer": self.observer,
             "broker": self.broker,
+            "recent_events": self.recent_events,
         })
     }
 }
@@ -317,6 +325,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         stats_file: opts.stats_file.clone(),
         metrics,
         tally: EventTally::default(),
+        recent: VecDeque::with_capacity(RECENT_EVENTS),
     };
     let worker: JoinHandle<anyhow::Result<()>> = std::thread::Builder::new()
         .name("mqscope-process".into())
@@ -398,6 +407,8 @@ struct Processor {
     /// Events by kind/reason for the exporter's breakdowns (auth failure reasons, ACL
     /// actions); fed from the observer's event queue, which is drained at each publication.
     tally: EventTally,
+    /// The last [`RECENT_EVENTS`] events drained, oldest first.
+    recent: VecDeque<Event>,
 }
 
 /// Last values seen by the drop warning.
@@ -502,6 +513,8 @@ impl Processor {
     }
 
     fn publish(&mut self, final_snapshot: bool) -> Arc<AppSnapshot> {
+        // Drained before the snapshot is built, so it lists the events up to now.
+        self.drain_events();
         let at_ns = now_ns();
         let snap = Arc::new(AppSnapshot {
             at_ns,
@@ -531,6 +544,7 @@ impl Processor {
                     emqx_events: feed.events.stats.clone(),
                 }
             }),
+            recent_events: self.recent.iter().cloned().collect(),
         });
         self.publish_metrics(&snap);
         // A poisoned lock only means a reader panicked; the slot is still usable.
@@ -539,13 +553,21 @@ impl Processor {
         snap
     }
 
-    /// Hand the exporter its snapshot. Events are drained here: each is tallied for the
-    /// metrics and logged at debug (they are also counted by kind in the observer).
-    fn publish_metrics(&mut self, snap: &AppSnapshot) {
+    /// Takes the observer's queued events: each is tallied for the metrics, logged at
+    /// debug (they are also counted by kind in the observer) and kept among the recent.
+    fn drain_events(&mut self) {
         for e in self.observer.events().drain() {
             tracing::debug!(kind = e.kind.name(), client_id = ?e.client_id, topic = ?e.topic, code = ?e.code, "event");
             self.tally.observe(&e);
+            if self.recent.len() >= RECENT_EVENTS {
+                self.recent.pop_front();
+            }
+            self.recent.push_back(e);
         }
+    }
+
+    /// Hand the exporter its snapshot.
+    fn publish_metrics(&mut self, snap: &AppSnapshot) {
         let mut m = MetricsSnapshot::new(snap.dissect.clone(), snap.tcp.clone())
             .with_observer(&self.observer, self.metrics.config());
         m.kernel = snap.capture.as_ref().map(|c| KernelDrops {

@@ -82,7 +82,10 @@ impl Default for CaptureConfig {
             ports: d.ports,
             tls_ports: d.tls_ports,
             detect_by_content: false,
-            snaplen: 65_535,
+            // Not 65535: a coalesced frame (loopback, GRO/GSO) is a 65535-byte IP packet
+            // plus the link header, and cutting its tail is a stream gap. Free with
+            // TPACKET_V3, which stores frames by their real size.
+            snaplen: 262_144,
             buffer_bytes: 16 << 20,
             promiscuous: false,
             read_timeout_ms: 100,

@@ -123,26 +123,46 @@ pub fn start(spec: &ClientSpec, reconnect: bool) -> (Client, JoinHandle<LoopOutc
     }
 }
 
+/// Longest wait for room in a client's request queue. The queue only drains while the
+/// client is connected: without a bound, a client whose broker is unreachable (or a
+/// flooder that filled its queue) waited forever and `simulate` never reached its
+/// `--duration` (seen with `--flood-rate` against a closed port). A request that times
+/// out was not sent and is not counted.
+const QUEUE_WAIT: Duration = Duration::from_millis(500);
+
 impl Client {
-    /// Queue a PUBLISH; false if the client's request queue is closed.
+    /// Queue a PUBLISH; false if the client's request queue is closed or stayed full.
     pub async fn publish(&self, topic: &str, qos: u8, retain: bool, payload: Vec<u8>) -> bool {
-        match self {
-            Client::V4(c) => c.publish(topic, qos4(qos), retain, payload).await.is_ok(),
-            Client::V5(c) => c.publish(topic, qos5(qos), retain, payload).await.is_ok(),
-        }
+        let sent = async {
+            match self {
+                Client::V4(c) => c.publish(topic, qos4(qos), retain, payload).await.is_ok(),
+                Client::V5(c) => c.publish(topic, qos5(qos), retain, payload).await.is_ok(),
+            }
+        };
+        tokio::time::timeout(QUEUE_WAIT, sent)
+            .await
+            .unwrap_or(false)
     }
 
     pub async fn subscribe(&self, filter: &str, qos: u8) -> bool {
-        match self {
-            Client::V4(c) => c.subscribe(filter, qos4(qos)).await.is_ok(),
-            Client::V5(c) => c.subscribe(filter, qos5(qos)).await.is_ok(),
-        }
+        let sent = async {
+            match self {
+                Client::V4(c) => c.subscribe(filter, qos4(qos)).await.is_ok(),
+                Client::V5(c) => c.subscribe(filter, qos5(qos)).await.is_ok(),
+            }
+        };
+        tokio::time::timeout(QUEUE_WAIT, sent)
+            .await
+            .unwrap_or(false)
     }
 
     pub async fn disconnect(&self) {
-        let _ = match self {
-            Client::V4(c) => c.disconnect().await.is_ok(),
-            Client::V5(c) => c.disconnect().await.is_ok(),
+        let sent = async {
+            match self {
+                Client::V4(c) => c.disconnect().await.is_ok(),
+                Client::V5(c) => c.disconnect().await.is_ok(),
+            }
         };
+        let _ = tokio::time::timeout(QUEUE_WAIT, sent).await;
     }
 }
