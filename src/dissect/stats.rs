@@ -65,6 +65,9 @@ pub struct DissectStats {
     pub resyncs: u64,
     /// Bytes discarded while looking for a packet boundary.
     pub resync_skipped_bytes: u64,
+    /// Boundaries given up because packets after them did not decode (a wrong resync
+    /// guess, or a run of garbage): the stream looks for a boundary again.
+    pub resyncs_abandoned: u64,
     /// Partial packets dropped because the total pending-buffer bound was reached.
     pub pending_overflow: u64,
     /// Bytes currently buffered for partial packets, over all flows.

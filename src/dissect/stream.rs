@@ -30,7 +30,18 @@ pub(super) struct DirStream {
     synced: bool,
     /// A packet (or an undecodable packet's header) was reported from this direction.
     emitted: bool,
+    /// Packets after a resynchronisation that must decode before the boundary is
+    /// trusted: a wrong guess shows as decode errors, and must not go on for the rest of
+    /// the connection.
+    unconfirmed: u8,
+    /// Consecutive packets that failed to decode (misframing, even when confirmed).
+    bad_run: u8,
 }
+
+/// Packets that must decode after a resynchronisation.
+const RESYNC_CONFIRM: u8 = 3;
+/// Consecutive undecodable packets taken as lost framing.
+const MAX_BAD_RUN: u8 = 3;
 
 impl DirStream {
     pub(super) fn new(midstream: bool) -> DirStream {
@@ -39,6 +50,8 @@ impl DirStream {
             skip: 0,
             synced: !midstream,
             emitted: false,
+            unconfirmed: 0,
+            bad_run: 0,
         }
     }
 
@@ -105,7 +118,8 @@ impl DirStream {
                         }
                     } else if total <= data.len() {
                         self.emitted = true;
-                        emit(&data[..total], h, dir, meta, session, out);
+                        let ok = emit(&data[..total], h, dir, meta, session, out);
+                        self.after_packet(ok, out);
                         data = &data[total..];
                     } else {
                         self.start_pending(data, Some(h), out);
@@ -188,11 +202,31 @@ impl DirStream {
         if self.buf.len() == total {
             let buf = std::mem::take(&mut self.buf);
             self.emitted = true;
-            emit(&buf, h, dir, meta, session, out);
+            let ok = emit(&buf, h, dir, meta, session, out);
             self.buf = buf;
             self.release(out);
+            self.after_packet(ok, out);
         }
         data
+    }
+
+    /// Framing health after each decoded packet: right after a resynchronisation every
+    /// packet must decode, and any run of undecodable packets means the boundary was
+    /// wrong (a misframed stream decodes as garbage, not as valid packets). Either way,
+    /// look for a boundary again instead of decoding garbage for the rest of the flow.
+    fn after_packet<S: RecordSink>(&mut self, ok: bool, out: &mut Out<'_, S>) {
+        if ok {
+            self.unconfirmed = self.unconfirmed.saturating_sub(1);
+            self.bad_run = 0;
+            return;
+        }
+        self.bad_run = self.bad_run.saturating_add(1);
+        if self.unconfirmed > 0 || self.bad_run >= MAX_BAD_RUN {
+            self.synced = false;
+            self.unconfirmed = 0;
+            self.bad_run = 0;
+            out.stats.resyncs_abandoned += 1;
+        }
     }
 
     /// Drop the pending packet and give its bytes back to the global bound.
@@ -304,6 +338,8 @@ impl DirStream {
                 {
                     out.stats.resync_skipped_bytes += off as u64;
                     self.synced = true;
+                    self.unconfirmed = RESYNC_CONFIRM;
+                    self.unconfirmed = RESYNC_CONFIRM;
                     // The packet starts inside the stash: it becomes the pending packet.
                     self.buf = stash;
                     self.buf.drain(..off);
@@ -317,6 +353,7 @@ impl DirStream {
             Start::At(off) => {
                 out.stats.resync_skipped_bytes += off as u64;
                 self.synced = true;
+                self.unconfirmed = RESYNC_CONFIRM;
                 &data[off..]
             }
             Start::NeedMore(off) => {
@@ -406,7 +443,7 @@ fn emit<S: RecordSink>(
     meta: &FlowMeta,
     session: &mut Session,
     out: &mut Out<'_, S>,
-) {
+) -> bool {
     out.stats.count_packet(h.type_nibble(), dir, bytes.len());
     let body = &bytes[h.header_len as usize..];
     let packet = session.decode(dir, &h, body);
@@ -447,7 +484,9 @@ fn emit<S: RecordSink>(
         topic,
         violation,
     };
+    let ok = rec.packet.is_ok();
     out.sink.record(&rec);
+    ok
 }
 
 /// Report a packet skipped for its size: its header is all we look at.

@@ -138,7 +138,7 @@ impl ReplayReport {
             "violations": counts(&s.violations),
             "stream": {
                 "gaps": s.gaps, "gap_bytes": s.gap_bytes, "packets_lost_in_gap": s.packets_lost_in_gap,
-                "resyncs": s.resyncs, "resync_skipped_bytes": s.resync_skipped_bytes, "oversized": s.oversized,
+                "resyncs": s.resyncs, "resync_skipped_bytes": s.resync_skipped_bytes, "resyncs_abandoned": s.resyncs_abandoned, "oversized": s.oversized,
                 "pending_overflow": s.pending_overflow, "incomplete_at_close": s.incomplete_at_close,
             },
             "tcp": {
