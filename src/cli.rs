@@ -324,7 +324,7 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     let engine = if a.no_rules {
         None
     } else {
-        match load_rules_config(a.rules_config.as_deref()) {
+        match load_rules_config(a.rules_config.as_deref(), &a.tls_ports) {
             Ok(e) => Some(e),
             Err(code) => return Ok(code),
         }
@@ -396,11 +396,12 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             snap.events = Some(tally);
         }
         metrics.publish(snap);
-        metrics.set_ready(true);
+        // The file first, then readiness: whoever waits for /readyz finds the file written.
         if let Some(path) = &a.metrics_out {
             std::fs::write(path, metrics.render())
                 .with_context(|| format!("writing {}", path.display()))?;
         }
+        metrics.set_ready(true);
     }
     if let Some(path) = &a.summary_json {
         let text = serde_json::to_string_pretty(&report.to_json())?;
@@ -424,12 +425,13 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
-/// The exporter configuration from `--metrics-config` (defaults otherwise), with
-/// `--listen` overriding its address; invalid → usage error, already reported.
+/// The security rules from `--rules-config` (defaults otherwise), with the TLS ports
+/// taken from `--tls-ports`; invalid → usage error, already reported.
 fn load_rules_config(
     path: Option<&std::path::Path>,
+    tls_ports: &[u16],
 ) -> Result<crate::detect::rules::RuleEngine, ExitCode> {
-    let cfg: crate::detect::rules::RulesConfig = match path {
+    let mut cfg: crate::detect::rules::RulesConfig = match path {
         None => Default::default(),
         Some(p) => {
             let parsed = std::fs::read_to_string(p)
@@ -444,6 +446,7 @@ fn load_rules_config(
             }
         }
     };
+    cfg.tls_ports = tls_ports.to_vec();
     crate::detect::rules::RuleEngine::new(cfg).map_err(|errs| {
         for e in errs {
             eprintln!("mqscope: rules config: {e}");

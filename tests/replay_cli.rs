@@ -200,18 +200,79 @@ fn flows_on_other_ports_are_found_by_their_connect() {
 }
 
 #[test]
-fn flows_on_tls_ports_are_counted_not_decoded() {
+fn plaintext_mqtt_on_a_tls_port_is_decoded_and_flagged() {
+    // The arkime session is plain MQTT on port 1883. Declared as a TLS port, the flow is
+    // not TLS (its client opens with a CONNECT, not a ClientHello): it is decoded, counted
+    // as plaintext on a TLS port, and the security rule names the client.
     let cap = demo("arkime-mqtt311-session.pcap");
+    let report = tmp("tls-report.json");
     let s = summary_of(&[
         "--ports",
         "1884",
         "--tls-ports",
         "1883",
+        "--report-json",
+        report.to_str().unwrap(),
         cap.to_str().unwrap(),
     ]);
-    assert_eq!(s["flows"]["tls"], 1);
-    assert_eq!(s["flows"]["mqtt"], 0);
-    assert_eq!(s["mqtt_packets"], 0);
+    assert_eq!(s["flows"]["tls"], 0);
+    assert_eq!(s["flows"]["mqtt"], 1);
+    assert_eq!(s["flows"]["plaintext_on_tls_port"], 1);
+    assert_eq!(s["mqtt_packets"], 23);
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let hits = r["rules"]["hits"].as_array().unwrap();
+    let hit = hits
+        .iter()
+        .find(|h| h["rule"] == "plain_mqtt_on_tls_port")
+        .expect("rule hit");
+    assert_eq!(hit["severity"], "high");
+    // The same capture with 1883 as a plain MQTT port raises no such finding.
+    let report2 = tmp("plain-report.json");
+    summary_of(&[
+        "--report-json",
+        report2.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    let r2: Value = serde_json::from_str(&std::fs::read_to_string(&report2).unwrap()).unwrap();
+    assert!(
+        r2["rules"]["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|h| h["rule"] != "plain_mqtt_on_tls_port")
+    );
+}
+
+#[test]
+fn a_tls_flow_on_a_tls_port_is_counted_not_decoded() {
+    // A flow whose client opens with a TLS ClientHello (handshake record 0x16 0x03 0x01).
+    use mqscope::capture::TcpSegment;
+    use mqscope::dissect::{DissectConfig, Dissector, MqttRecord};
+    let c: std::net::SocketAddr = "10.0.0.9:50000".parse().unwrap();
+    let b: std::net::SocketAddr = "10.0.0.1:8883".parse().unwrap();
+    let hello = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03];
+    let seg = |src, dst, seq, syn, p: &'static [u8]| TcpSegment {
+        src,
+        dst,
+        seq,
+        ack: 0,
+        syn,
+        ack_flag: false,
+        fin: false,
+        rst: false,
+        payload: p,
+        truncated: false,
+        missing: 0,
+    };
+    let hello: &'static [u8] = Box::leak(Box::new(hello));
+    let mut d = Dissector::new(DissectConfig::default());
+    let mut n = 0;
+    let mut sink = |_: &MqttRecord<'_>| n += 1;
+    d.on_segment(1, 1, &seg(c, b, 10, true, b""), &mut sink);
+    d.on_segment(2, 2, &seg(c, b, 11, false, hello), &mut sink);
+    assert_eq!(n, 0);
+    assert_eq!(d.stats().flows_tls, 1);
+    assert_eq!(d.stats().flows_plaintext_on_tls_port, 0);
 }
 
 #[test]

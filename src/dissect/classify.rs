@@ -1,9 +1,11 @@
 //! Decides once per flow whether it carries MQTT and which side is the client, so that
 //! direction is never guessed per packet.
 //!
-//! Order of evidence: a configured TLS port (count, don't decode); a configured MQTT port
-//! (that side is the broker); otherwise, if enabled, content: the first bytes the client
-//! sends must be a CONNECT with a known protocol name and level.
+//! Order of evidence: a configured MQTT port (that side is the broker); a configured TLS
+//! port (count, don't decode — unless the client opens with a plaintext CONNECT, which is
+//! decoded and flagged: credentials in clear where TLS was meant); otherwise, if enabled,
+//! content: the first bytes the client sends must be a CONNECT with a known protocol name
+//! and level.
 
 use crate::capture::{FlowInfo, Side, StreamEvent};
 use crate::mqtt::{PacketType, parse_fixed_header, peek_connect_level};
@@ -13,7 +15,12 @@ use super::DissectConfig;
 pub(super) enum Classification {
     NotMqtt,
     Tls,
-    Mqtt { client_side: Side, by_content: bool },
+    Mqtt {
+        client_side: Side,
+        by_content: bool,
+        /// Plaintext MQTT on a port configured for MQTT over TLS.
+        on_tls_port: bool,
+    },
 }
 
 pub(super) enum Classifier {
@@ -22,6 +29,8 @@ pub(super) enum Classifier {
         client_side: Side,
     },
     Tls,
+    /// A TLS port: TLS unless the client's first bytes are a plaintext CONNECT.
+    TlsPort,
     /// Wait for the first payload and look for a CONNECT.
     ByContent,
     NotMqtt,
@@ -53,7 +62,7 @@ impl Classifier {
             (false, false) => {}
         }
         if cfg.tls_ports.contains(&pa) || cfg.tls_ports.contains(&pb) {
-            return Classifier::Tls;
+            return Classifier::TlsPort;
         }
         if cfg.detect_by_content {
             Classifier::ByContent
@@ -73,8 +82,27 @@ impl Classifier {
             Classifier::ByPort { client_side } => Classification::Mqtt {
                 client_side: *client_side,
                 by_content: false,
+                on_tls_port: false,
             },
             Classifier::Tls => Classification::Tls,
+            Classifier::TlsPort => {
+                // A TLS client speaks first with a ClientHello; a plaintext CONNECT from
+                // the client instead is MQTT in clear on a port meant for TLS.
+                let client_first = flow.syn_from.is_none_or(|c| c == from);
+                if let StreamEvent::Data(bytes) = ev
+                    && client_first
+                    && starts_with_connect(bytes)
+                {
+                    *self = Classifier::ByPort { client_side: from };
+                    return Classification::Mqtt {
+                        client_side: from,
+                        by_content: false,
+                        on_tls_port: true,
+                    };
+                }
+                *self = Classifier::Tls;
+                Classification::Tls
+            }
             Classifier::NotMqtt => Classification::NotMqtt,
             Classifier::ByContent => {
                 let StreamEvent::Data(bytes) = ev else {
@@ -94,6 +122,7 @@ impl Classifier {
                     Classification::Mqtt {
                         client_side: from,
                         by_content: true,
+                        on_tls_port: false,
                     }
                 } else {
                     *self = Classifier::NotMqtt;

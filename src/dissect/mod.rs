@@ -210,10 +210,14 @@ impl<S: RecordSink> StreamSink for Ctx<'_, S> {
                 Classification::Mqtt {
                     client_side,
                     by_content,
+                    on_tls_port,
                 } => {
                     self.stats.flows_mqtt += 1;
                     if by_content {
                         self.stats.flows_mqtt_by_content += 1;
+                    }
+                    if on_tls_port {
+                        self.stats.flows_plaintext_on_tls_port += 1;
                     }
                     let (client, broker) = side_addrs(flow, client_side);
                     let midstream = flow.syn_from.is_none();

@@ -44,6 +44,9 @@ pub struct DissectStats {
     pub flows_mqtt: u64,
     pub flows_mqtt_by_content: u64,
     pub flows_tls: u64,
+    /// Flows on a TLS port whose client opened with a plaintext CONNECT (decoded, and a
+    /// security finding: credentials in clear where TLS was meant).
+    pub flows_plaintext_on_tls_port: u64,
     pub flows_not_mqtt: u64,
 
     /// MQTT packets by fixed-header type nibble (0 = reserved) and direction (c2s, s2c),

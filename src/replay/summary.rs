@@ -58,6 +58,13 @@ impl ReplayReport {
             "  flows:         {} MQTT ({} by content), {} TLS (not decoded), {} other",
             s.flows_mqtt, s.flows_mqtt_by_content, s.flows_tls, s.flows_not_mqtt
         );
+        if s.flows_plaintext_on_tls_port > 0 {
+            let _ = writeln!(
+                o,
+                "  WARNING:       {} flows sent plaintext MQTT on a TLS port (decoded above)",
+                s.flows_plaintext_on_tls_port
+            );
+        }
         let _ = writeln!(
             o,
             "  MQTT packets:  {} ({} bytes client->broker, {} bytes broker->client)",
@@ -130,7 +137,7 @@ impl ReplayReport {
             "frame_bytes": s.frame_bytes,
             "tcp_segments": s.tcp_segments,
             "frames_skipped": counts(&s.frames_skipped),
-            "flows": { "mqtt": s.flows_mqtt, "mqtt_by_content": s.flows_mqtt_by_content, "tls": s.flows_tls, "other": s.flows_not_mqtt },
+            "flows": { "mqtt": s.flows_mqtt, "mqtt_by_content": s.flows_mqtt_by_content, "tls": s.flows_tls, "plaintext_on_tls_port": s.flows_plaintext_on_tls_port, "other": s.flows_not_mqtt },
             "mqtt_packets": s.total_packets(),
             "packets_by_type": by_type,
             "mqtt_bytes": { "c2s": s.mqtt_bytes[0], "s2c": s.mqtt_bytes[1] },

@@ -49,6 +49,9 @@ pub struct RulesConfig {
     pub violation_window_s: u64,
     /// An active alert resolves once its condition has not recurred for this long.
     pub cooldown_s: u64,
+    /// Ports where MQTT must be TLS: a plaintext CONNECT to one is a finding
+    /// (`plain_mqtt_on_tls_port`). `mqscope replay` sets them from `--tls-ports`.
+    pub tls_ports: Vec<u16>,
     /// Cap of each per-key table (per source address, username, client, flow).
     pub max_keys: usize,
     /// Cap of the hit list kept for reports.
@@ -77,6 +80,7 @@ impl Default for RulesConfig {
             violations: 3,
             violation_window_s: 60,
             cooldown_s: 60,
+            tls_ports: vec![8883],
             max_keys: 10_000,
             max_hits: 1000,
         }

@@ -351,6 +351,30 @@ impl RuleEngine {
         match (rec.dir, p) {
             (Direction::C2S, Packet::Connect(c)) => {
                 flow.set_client_id(c.client_id.bytes());
+                let port = rec.flow.broker.port();
+                if cfg.tls_ports.contains(&port) {
+                    // The dissector decodes a TLS-port flow only when its client opened in
+                    // clear: the CONNECT (and any password in it) crossed the wire readable.
+                    let key = flow.key();
+                    let with_pw = if c.password.is_some() {
+                        " with a password"
+                    } else {
+                        ""
+                    };
+                    self.alerts.raise(Finding {
+                        rule: "plain_mqtt_on_tls_port",
+                        severity: Severity::High,
+                        first_ts_ns: ts,
+                        ts_ns: ts,
+                        count: 1,
+                        more: 1,
+                        evidence: vec![ev(ts, format!("plaintext CONNECT to port {port}"))],
+                        summary: format!(
+                            "{key} sent a plaintext CONNECT{with_pw} to TLS port {port}"
+                        ),
+                        key,
+                    });
+                }
                 flow.keepalive = Some(c.keep_alive);
                 flow.connect_ts = ts;
                 flow.slowite_flagged = false;

@@ -21,7 +21,7 @@ pub use engine::{RuleCounters, RuleEngine, RulesSnapshot};
 pub use hit::{Evidence, RuleHit, Severity};
 
 /// Every rule name, for reports and configuration.
-pub const RULES: [&str; 12] = [
+pub const RULES: [&str; 13] = [
     "auth_brute_force",
     "acl_denial_burst",
     "wildcard_subscription",
@@ -34,4 +34,5 @@ pub const RULES: [&str; 12] = [
     "retained_abuse",
     "qos_downgrade",
     "protocol_violation",
+    "plain_mqtt_on_tls_port",
 ];
