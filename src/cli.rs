@@ -395,6 +395,26 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             snap = snap.with_observer(obs, metrics.config());
             snap.events = Some(tally);
         }
+        // mqscope_alerts_firing{rule,severity}: rule hits still active at the end of the
+        // replay, per rule (rules that hit and cleared show 0).
+        if let Some((engine, _)) = &rules {
+            let mut series: Vec<crate::export::prometheus::AlertSeries> = Vec::new();
+            for h in engine.hits() {
+                let firing = u64::from(h.cleared_ts_ns.is_none());
+                match series
+                    .iter_mut()
+                    .find(|s| s.rule == h.rule && s.severity == h.severity.name())
+                {
+                    Some(s) => s.firing += firing,
+                    None => series.push(crate::export::prometheus::AlertSeries {
+                        rule: h.rule.to_string(),
+                        severity: h.severity.name().to_string(),
+                        firing,
+                    }),
+                }
+            }
+            snap.alerts = series;
+        }
         metrics.publish(snap);
         // The file first, then readiness: whoever waits for /readyz finds the file written.
         if let Some(path) = &a.metrics_out {

@@ -226,6 +226,22 @@ fn plaintext_mqtt_on_a_tls_port_is_decoded_and_flagged() {
         .find(|h| h["rule"] == "plain_mqtt_on_tls_port")
         .expect("rule hit");
     assert_eq!(hit["severity"], "high");
+    // And it is a firing alert in the metrics.
+    let prom = tmp("tls.prom");
+    let out = mqscope(&[
+        "replay",
+        "--ports",
+        "1884",
+        "--tls-ports",
+        "1883",
+        "--metrics-out",
+        prom.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&prom).unwrap();
+    let want = r#"mqscope_alerts_firing{rule="plain_mqtt_on_tls_port",severity="high"} 1"#;
+    assert!(text.lines().any(|l| l == want), "{text}");
     // The same capture with 1883 as a plain MQTT port raises no such finding.
     let report2 = tmp("plain-report.json");
     summary_of(&[
