@@ -6,6 +6,10 @@
 //! - [`reassembly`]: one direction's sequence tracking, out-of-order buffer and gaps.
 //! - [`stats`]: counters for every drop, trim and gap.
 
+// Wire data reaches everything in this module: a panic here would take the sidecar down.
+// Outside tests, unwrap/expect are refused by clippy; failures are typed errors or counts.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod event;
 mod ip;
 mod limits;

@@ -10,6 +10,10 @@
 //! - `stats`: plain counters, turned into reports and metrics at the edges.
 //! - `record`: what a decoded packet looks like to consumers (`MqttRecord`).
 
+// Wire data reaches everything in this module: a panic here would take the sidecar down.
+// Outside tests, unwrap/expect are refused by clippy; failures are typed errors or counts.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 mod classify;
 pub mod config;
 pub mod record;

@@ -11,6 +11,10 @@
 //!   PUBLISH topic, invalid UTF-8, reserved flags).
 //! - `reason`: names of CONNACK return codes and MQTT 5 reason codes.
 
+// Wire data reaches everything in this module: a panic here would take the sidecar down.
+// Outside tests, unwrap/expect are refused by clippy; failures are typed errors or counts.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
 pub mod decode;
 pub mod encode;
 pub mod error;
