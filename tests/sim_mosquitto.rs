@@ -3,138 +3,31 @@
 //! misbehaviours the simulator switched on are what the observation core reports.
 //! Needs root (or CAP_NET_RAW) for the loopback capture, as CI has.
 
-use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod common;
+use common::sim::{SimCapture, mqscope, simulate_captured};
 
 use serde_json::Value;
 
-/// Kills the child when the test ends, however it ends.
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn wait_for_port(port: u16) {
-    let t = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn mqscope() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_mqscope"))
-}
-
 #[test]
 fn simulated_misbehaviours_show_up_in_the_replay_report() {
-    let dir = std::env::temp_dir().join(format!("mqscope-sim-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
-    let passwd = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd")
-        .args(["-c", "-b"])
-        .arg(&passwd)
-        .args(["operator", "s3cret"])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::fs::write(
-        dir.join("acl"),
-        "user operator\ntopic readwrite acme/#\ntopic read $SYS/#\n",
-    )
-    .unwrap();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
-            passwd.display(),
-            dir.join("acl").display()
-        ),
-    )
-    .unwrap();
-    let _broker = Guard(
-        Command::new("mosquitto")
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_for_port(port);
-
-    let pcap = dir.join("sim.pcapng");
-    let mut tshark = Command::new("tshark")
-        .args(["-i", "lo", "-f", &format!("tcp port {port}"), "-w"])
-        .arg(&pcap)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // TShark says "Capturing on 'Loopback: lo'" once packets are being recorded.
-    let mut err = BufReader::new(tshark.stderr.take().unwrap());
-    let mut line = String::new();
-    while err.read_line(&mut line).unwrap() > 0 && !line.contains("Capturing on") {
-        line.clear();
-    }
-    let tshark = Guard(tshark);
-
-    std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
-    let st = mqscope()
-        .args([
-            "simulate",
-            "--broker",
-            &format!("127.0.0.1:{port}"),
+    let SimCapture { dir, port, pcap } = simulate_captured(
+        "sim",
+        &[
             "--devices",
             "4",
             "--consumers",
             "2",
             "--duration",
             "4",
-        ])
-        .args([
             "--interval-ms",
             "500",
-            "--username",
-            "operator",
-            "--password-file",
-        ])
-        .arg(dir.join("pw"))
-        .args([
             "--brute-force",
             "3",
             "--acl-topic",
             "admin/config",
             "--wildcard-subscribe",
-        ])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    std::thread::sleep(Duration::from_millis(500));
-    // SIGINT lets TShark finish the file.
-    let _ = Command::new("kill")
-        .args(["-INT", &tshark.0.id().to_string()])
-        .status();
-    std::thread::sleep(Duration::from_millis(1500));
-    drop(tshark);
+        ],
+    );
 
     let summary = dir.join("summary.json");
     let report = dir.join("report.json");

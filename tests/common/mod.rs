@@ -2,6 +2,8 @@
 //! captures are, which files they are, and TShark's decode of each (`.tshark.tsv`).
 #![allow(dead_code)]
 
+pub mod sim;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
