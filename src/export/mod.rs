@@ -11,11 +11,13 @@
 //! | `prometheus` | `render(&MetricsInput) -> String`: the documented metric set (`docs/metrics.md`) |
 //! | `broker_metrics` | `$SYS` broker metrics as `mqscope_broker_*` |
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
+//! | `event_log` | `LogRecord`: events and alert edges as flat log lines (OTLP logs, Azure rows) |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
 
 pub mod alerts;
 mod broker_metrics;
 pub mod config;
+pub mod event_log;
 pub mod hist;
 pub mod http;
 pub mod prometheus;
@@ -24,6 +26,7 @@ pub mod state;
 pub mod tally;
 
 pub use config::PrometheusConfig;
+pub use event_log::LogRecord;
 pub use prometheus::{MetricsInput, render};
 pub use state::{MetricsSnapshot, MetricsState};
 pub use tally::EventTally;
