@@ -11,38 +11,46 @@
 //! partial streams), publishes a last snapshot and writes the stats file; the whole
 //! sequence is bounded by [`SHUTDOWN_LIMIT`].
 
-use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::RecvTimeoutError;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use serde_json::{Value, json};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 
 use crate::broker::{BrokerFeed, BrokerMetrics, EmqxEventStats, SysConfig, SysStats};
 use crate::capture::CaptureStats;
 use crate::config::{Config, ConfigError};
+use crate::detect::rules::{RuleEngine, RulesSnapshot};
 use crate::dissect::{DissectStats, Dissector};
-use crate::export::prometheus::KernelDrops;
-use crate::export::{EventTally, MetricsSnapshot, MetricsState};
+use crate::export::MetricsState;
+use crate::export::alerts::{AlertBook, Receiver};
 use crate::input::capture::{CaptureCountersSnapshot, CaptureError, LiveCapture};
-use crate::input::{BrokerInput, BrokerMsg, BrokerStatus, FeedDriver, InputStats};
+use crate::input::{BrokerInput, BrokerStatus, FeedDriver};
 use crate::mqtt::PacketType;
 use crate::observe::{Event, Observer, ObserverSnapshot};
+
+mod outputs;
+mod pipeline;
+mod processor;
+
 use crate::replay::ReplayReport;
+use outputs::Outputs;
+pub use outputs::{LogSink, OutputStats};
+use pipeline::Pipeline;
+use processor::{BrokerLink, Processor};
 
 /// Upper bound on the time from the stop request to the process being ready to exit.
 pub const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How often the snapshot is published (and idle housekeeping runs).
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 /// Longest wait for a batch before looking at the broker input and the clock.
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 /// Drops are logged at most this often (they can happen on every batch under overload).
-const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+pub(crate) const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// How many of the latest events the snapshot keeps with all their fields (who, which
 /// topic, which code): operators want to see the last denials, not only their counts.
 /// Older ones survive only in the counters.
@@ -78,6 +86,10 @@ pub struct AppSnapshot {
     /// TCP layer counters (flows, reassembly).
     pub tcp: CaptureStats,
     pub observer: ObserverSnapshot,
+    /// Security rule hits and counters; `None` when the rules are off.
+    pub rules: Option<RulesSnapshot>,
+    /// Alerts fired / resolved and log records handed to the outputs.
+    pub outputs: OutputStats,
     /// `None` without a `[broker]` input.
     pub broker: Option<BrokerSnapshot>,
     /// The last [`RECENT_EVENTS`] events, oldest first.
@@ -152,6 +164,8 @@ impl AppSnapshot {
             "packets_by_type_and_direction": by_dir,
             "tcp": self.tcp,
             "observer": self.observer,
+            "rules": self.rules,
+            "outputs": self.outputs,
             "broker": self.broker,
             "recent_events": self.recent_events,
         })
@@ -310,10 +324,19 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     rt.spawn(crate::export::http::serve(listener, metrics.clone()));
     tracing::info!(listen = %bound, "serving /metrics, /healthz, /readyz");
 
+    // Alert receivers run as tasks on this thread's runtime; the processing thread only
+    // queues into them. A receiver that cannot start (spool directory, CA file) ends `run`
+    // here, before processing starts: alerts that cannot be kept must not be promised.
+    let receivers = start_receivers(&cfg)?;
+    let rules = RuleEngine::new(cfg.rules_config())
+        .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?;
+    let book = AlertBook::new(cfg.alerts.max_firing).with_generator_url(&cfg.alerts.generator_url);
+    let outputs = Outputs::new(book, receivers.clone(), Vec::new());
+
     let shutdown = Arc::new(AtomicBool::new(false));
     let proc = Processor {
         dissector: Dissector::new(cfg.dissect()),
-        observer,
+        pipe: Pipeline::new(observer, Some(rules), outputs),
         capture,
         interface: cfg.capture.interface.clone(),
         broker: broker_link,
@@ -324,8 +347,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         last_ts_ns: 0,
         stats_file: opts.stats_file.clone(),
         metrics,
-        tally: EventTally::default(),
-        recent: VecDeque::with_capacity(RECENT_EVENTS),
     };
     let worker: JoinHandle<anyhow::Result<()>> = std::thread::Builder::new()
         .name("mqscope-process".into())
@@ -336,8 +357,26 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     tracing::info!(reason = why, "shutting down");
     shutdown.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + SHUTDOWN_LIMIT;
-    while !worker.is_finished() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
+    // Driven on the runtime, so receivers keep delivering while processing finishes.
+    rt.block_on(async {
+        while !worker.is_finished() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        // What the last publication queued gets its chance to go out; the rest waits in
+        // the spools for the next start.
+        let flush =
+            (Instant::now() + Duration::from_secs(cfg.alerts.shutdown_flush_s)).min(deadline);
+        while Instant::now() < flush && !receivers.iter().all(Receiver::is_idle) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    for r in receivers.iter() {
+        if !r.is_idle() {
+            tracing::warn!(
+                receiver = r.name(),
+                "alerts still undelivered at exit; kept in the spool"
+            );
+        }
     }
     drop(broker_input);
     if !worker.is_finished() {
@@ -350,6 +389,20 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
             "processing thread panicked"
         ))),
     }
+}
+
+fn start_receivers(cfg: &Config) -> Result<Arc<[Receiver]>, AppError> {
+    let specs = cfg
+        .alerts
+        .resolve()
+        .map_err(|e| anyhow::anyhow!("alerts: {}", e.join("; ")))?;
+    let mut out = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let r = Receiver::start(spec).map_err(|e| anyhow::anyhow!("alerts: {e}"))?;
+        tracing::info!(receiver = r.name(), "alert receiver started");
+        out.push(r);
+    }
+    Ok(out.into())
 }
 
 /// Waits for a signal, the stop handle, or the processing thread ending on its own.
@@ -382,242 +435,7 @@ async fn wait_for_stop(stop: &StopHandle, worker: &JoinHandle<anyhow::Result<()>
     }
 }
 
-struct BrokerLink {
-    rx: mpsc::Receiver<BrokerMsg>,
-    status: watch::Receiver<BrokerStatus>,
-    stats: Arc<InputStats>,
-    driver: FeedDriver,
-}
-
-/// Owns the pure pipeline; runs on its own thread.
-struct Processor {
-    dissector: Dissector,
-    observer: Observer,
-    capture: Option<LiveCapture>,
-    interface: String,
-    broker: Option<BrokerLink>,
-    slot: SnapshotSlot,
-    shutdown: Arc<AtomicBool>,
-    started_ns: u64,
-    frame_no: u64,
-    last_ts_ns: u64,
-    stats_file: Option<PathBuf>,
-    /// What `/metrics` renders from; replaced at every publication.
-    metrics: Arc<MetricsState>,
-    /// Events by kind/reason for the exporter's breakdowns (auth failure reasons, ACL
-    /// actions); fed from the observer's event queue, which is drained at each publication.
-    tally: EventTally,
-    /// The last [`RECENT_EVENTS`] events drained, oldest first.
-    recent: VecDeque<Event>,
-}
-
-/// Last values seen by the drop warning.
-#[derive(Default)]
-struct DropWatch {
-    channel: u64,
-    kernel: u64,
-    broker: u64,
-}
-
-impl Processor {
-    fn run(mut self) -> anyhow::Result<()> {
-        let link = self.capture.as_ref().map(|c| c.link);
-        let mut last_publish = Instant::now();
-        let mut last_warn = Instant::now();
-        let mut warned = DropWatch::default();
-        let mut stop_sent = false;
-        loop {
-            let stopping = self.shutdown.load(Ordering::Relaxed);
-            match (&self.capture, link) {
-                (Some(cap), Some(link)) => {
-                    if stopping && !stop_sent {
-                        cap.stop();
-                        stop_sent = true;
-                    }
-                    match cap.recv(POLL) {
-                        Ok(batch) => {
-                            for (ts_ns, data) in batch.iter() {
-                                self.frame_no += 1;
-                                self.last_ts_ns = ts_ns;
-                                self.dissector.on_frame(
-                                    link,
-                                    self.frame_no,
-                                    ts_ns,
-                                    data,
-                                    &mut self.observer,
-                                );
-                            }
-                            cap.recycle(batch);
-                        }
-                        Err(RecvTimeoutError::Timeout) => {}
-                        // The capture thread has stopped and everything it sent is read.
-                        Err(RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-                _ => {
-                    if stopping {
-                        break;
-                    }
-                    std::thread::sleep(POLL);
-                }
-            }
-            self.drain_broker();
-            if last_publish.elapsed() >= PUBLISH_EVERY {
-                last_publish = Instant::now();
-                let now = now_ns();
-                // Idle: nothing captured for a while, so time advances by the wall clock
-                // (expiring idle flows and unanswered requests).
-                if now.saturating_sub(self.last_ts_ns) >= PUBLISH_EVERY.as_nanos() as u64 {
-                    self.dissector.expire(now, &mut self.observer);
-                    self.observer.tick(now);
-                }
-                self.publish(false);
-                if last_warn.elapsed() >= DROP_WARN_EVERY {
-                    last_warn = Instant::now();
-                    self.warn_drops(&mut warned);
-                }
-            }
-        }
-        if let Some(mut cap) = self.capture.take() {
-            cap.join(Duration::from_secs(1));
-            // Counters are final only now; keep them in the last snapshot.
-            self.capture = Some(cap);
-        }
-        self.drain_broker();
-        self.dissector
-            .finish(self.frame_no, self.last_ts_ns, &mut self.observer);
-        self.observer.finish();
-        self.warn_drops(&mut warned);
-        let snap = self.publish(true);
-        tracing::info!(
-            frames = snap.dissect.frames,
-            mqtt_packets = snap.dissect.total_packets(),
-            "processing finished"
-        );
-        if let Some(path) = &self.stats_file {
-            let text = serde_json::to_string_pretty(&snap.to_json())?;
-            std::fs::write(path, text + "\n")
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        }
-        Ok(())
-    }
-
-    fn drain_broker(&mut self) {
-        let Some(b) = &mut self.broker else { return };
-        // Bounded by the channel's capacity: the task cannot outpace one drain by more.
-        while let Ok(msg) = b.rx.try_recv() {
-            if let Some(e) = b.driver.on_msg(&msg) {
-                self.observer.events().push(e);
-            }
-        }
-    }
-
-    fn publish(&mut self, final_snapshot: bool) -> Arc<AppSnapshot> {
-        // Drained before the snapshot is built, so it lists the events up to now.
-        self.drain_events();
-        let at_ns = now_ns();
-        let snap = Arc::new(AppSnapshot {
-            at_ns,
-            started_ns: self.started_ns,
-            final_snapshot,
-            capture: self.capture.as_ref().map(|c| CaptureInfo {
-                interface: self.interface.clone(),
-                filter: c.filter.clone(),
-                dlt: c.dlt,
-                counters: c.counters.snapshot(),
-            }),
-            dissect: self.dissector.stats().clone(),
-            tcp: self.dissector.capture_stats().clone(),
-            observer: self.observer.snapshot(),
-            broker: self.broker.as_ref().map(|b| {
-                let feed = &b.driver.feed;
-                let g = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-                BrokerSnapshot {
-                    status: b.status.borrow().clone(),
-                    messages: g(&b.stats.messages),
-                    dropped_channel_full: g(&b.stats.dropped_channel_full),
-                    connects: g(&b.stats.connects),
-                    failures: g(&b.stats.failures),
-                    nodes: feed.sys.nodes().cloned().collect(),
-                    sys: feed.sys.stats.clone(),
-                    sys_stale: feed.sys.is_stale(at_ns),
-                    emqx_events: feed.events.stats.clone(),
-                }
-            }),
-            recent_events: self.recent.iter().cloned().collect(),
-        });
-        self.publish_metrics(&snap);
-        // A poisoned lock only means a reader panicked; the slot is still usable.
-        let mut g = self.slot.lock().unwrap_or_else(|p| p.into_inner());
-        *g = Some(snap.clone());
-        snap
-    }
-
-    /// Takes the observer's queued events: each is tallied for the metrics, logged at
-    /// debug (they are also counted by kind in the observer) and kept among the recent.
-    fn drain_events(&mut self) {
-        for e in self.observer.events().drain() {
-            tracing::debug!(kind = e.kind.name(), client_id = ?e.client_id, topic = ?e.topic, code = ?e.code, "event");
-            self.tally.observe(&e);
-            if self.recent.len() >= RECENT_EVENTS {
-                self.recent.pop_front();
-            }
-            self.recent.push_back(e);
-        }
-    }
-
-    /// Hand the exporter its snapshot.
-    fn publish_metrics(&mut self, snap: &AppSnapshot) {
-        let mut m = MetricsSnapshot::new(snap.dissect.clone(), snap.tcp.clone())
-            .with_observer(&self.observer, self.metrics.config());
-        m.kernel = snap.capture.as_ref().map(|c| KernelDrops {
-            kernel: c.counters.pcap_dropped,
-            interface: c.counters.pcap_if_dropped,
-        });
-        m.events = Some(self.tally.clone());
-        if let Some(b) = &snap.broker {
-            m.brokers = b.nodes.clone();
-        }
-        self.metrics.publish(m);
-        self.metrics.set_ready(true);
-    }
-
-    fn warn_drops(&self, w: &mut DropWatch) {
-        if let Some(c) = &self.capture {
-            let s = c.counters.snapshot();
-            if s.frames_dropped > w.channel {
-                tracing::warn!(
-                    frames = s.frames_dropped - w.channel,
-                    total = s.frames_dropped,
-                    "processing lags capture: frames dropped"
-                );
-                w.channel = s.frames_dropped;
-            }
-            let kernel = s.pcap_dropped + s.pcap_if_dropped;
-            if kernel > w.kernel {
-                tracing::warn!(
-                    frames = kernel - w.kernel,
-                    total = kernel,
-                    "kernel or interface dropped frames (capture buffer full)"
-                );
-                w.kernel = kernel;
-            }
-        }
-        if let Some(b) = &self.broker {
-            let d = b.stats.dropped_channel_full.load(Ordering::Relaxed);
-            if d > w.broker {
-                tracing::warn!(
-                    messages = d - w.broker,
-                    total = d,
-                    "broker input messages dropped"
-                );
-                w.broker = d;
-            }
-        }
-    }
-}
-
-fn now_ns() -> u64 {
+pub(crate) fn now_ns() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))

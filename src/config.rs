@@ -16,7 +16,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::FlowLimits;
+use crate::detect::rules::RulesConfig;
 use crate::dissect::DissectConfig;
+use crate::export::alerts::AlertsConfig;
 use crate::input::BrokerInputConfig;
 use crate::observe::ObserveConfig;
 
@@ -33,6 +35,11 @@ pub struct Config {
     /// The broker's own metrics (`$SYS`) and EMQX events; `None` runs on the wire alone.
     pub broker: Option<BrokerInputConfig>,
     pub http: HttpConfig,
+    /// Security rule thresholds (`detect::rules`); `capture.tls_ports` are added to its
+    /// `tls_ports`.
+    pub rules: RulesConfig,
+    /// Where alerts from rules and detectors are delivered.
+    pub alerts: AlertsConfig,
 }
 
 /// Live capture and what of it is MQTT.
@@ -327,6 +334,19 @@ impl Config {
             };
             v.err(key, m);
         }
+        for m in self.rules_config().validate() {
+            // The rule engine's sentences start with the key they are about.
+            let key = m
+                .split_whitespace()
+                .next()
+                .filter(|k| k.starts_with("rules."))
+                .unwrap_or("rules")
+                .to_string();
+            v.err(&key, m);
+        }
+        for (key, m) in self.alerts.validate() {
+            v.err(&key, m);
+        }
         if !self.capture.enabled && self.broker.is_none() {
             v.err(
                 "capture.enabled",
@@ -356,6 +376,18 @@ impl Config {
             },
             ..DissectConfig::default()
         }
+    }
+
+    /// The rule engine's configuration: `[rules]`, its TLS ports joined by those of
+    /// `[capture]` (a port the capture treats as TLS is one where plaintext is a finding).
+    pub fn rules_config(&self) -> RulesConfig {
+        let mut r = self.rules.clone();
+        for p in &self.capture.tls_ports {
+            if !r.tls_ports.contains(p) {
+                r.tls_ports.push(*p);
+            }
+        }
+        r
     }
 
     /// The listen address (valid after validation).
@@ -454,7 +486,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
                 name.clone(),
                 if matches!(
                     name.as_str(),
-                    "capture" | "limits" | "observe" | "broker" | "http"
+                    "capture" | "limits" | "observe" | "broker" | "http" | "rules" | "alerts"
                 ) {
                     format!("must be a table ([{name}])")
                 } else {
@@ -469,6 +501,8 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
             "observe" => cfg.observe = section_of(&name, section, &mut err),
             "broker" => cfg.broker = Some(section_of(&name, section, &mut err)),
             "http" => cfg.http = section_of(&name, section, &mut err),
+            "rules" => cfg.rules = section_of(&name, section, &mut err),
+            "alerts" => cfg.alerts = section_of(&name, section, &mut err),
             _ => err(
                 name.clone(),
                 format!("unknown section (known: {})", SECTIONS.join(", ")),
@@ -478,7 +512,9 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
     Ok((cfg, lines, errs))
 }
 
-const SECTIONS: [&str; 5] = ["capture", "limits", "observe", "broker", "http"];
+const SECTIONS: [&str; 7] = [
+    "capture", "limits", "observe", "broker", "http", "rules", "alerts",
+];
 
 /// Deserializes one section key by key, so that every unknown key and every wrong type is
 /// reported (serde stops at the first); bad keys are left at their defaults.

@@ -39,8 +39,19 @@ impl MetricsSnapshot {
 
     /// Adds the observer's state: its snapshot plus the histogram buckets and topic
     /// selection the exporter needs (read from `obs` now, so call it between records).
-    pub fn with_observer(mut self, obs: &Observer, cfg: &PrometheusConfig) -> MetricsSnapshot {
+    pub fn with_observer(self, obs: &Observer, cfg: &PrometheusConfig) -> MetricsSnapshot {
         let snap = obs.snapshot();
+        self.with_observer_snapshot(obs, snap, cfg)
+    }
+
+    /// As [`Self::with_observer`], with the observer's snapshot already taken now (the
+    /// live pipeline builds one per publication for its own use too).
+    pub fn with_observer_snapshot(
+        mut self,
+        obs: &Observer,
+        snap: ObserverSnapshot,
+        cfg: &PrometheusConfig,
+    ) -> MetricsSnapshot {
         let series = ObserverSeries::build(obs, &snap, cfg);
         self.observer = Some((snap, series));
         self

@@ -240,6 +240,12 @@ impl Receiver {
         &self.stats
     }
 
+    /// Nothing queued in memory and nothing waiting in the spool.
+    pub fn is_idle(&self) -> bool {
+        self.tx.capacity() == self.tx.max_capacity()
+            && self.stats.pending.load(Ordering::Relaxed) == 0
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
