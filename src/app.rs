@@ -331,7 +331,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     let rules = RuleEngine::new(cfg.rules_config())
         .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?;
     let book = AlertBook::new(cfg.alerts.max_firing).with_generator_url(&cfg.alerts.generator_url);
-    let outputs = Outputs::new(book, receivers.clone(), Vec::new());
+    let mut outputs = Outputs::new(book, receivers.clone(), Vec::new());
+    if !receivers.is_empty() {
+        outputs.restore(
+            &cfg.alerts.spool_dir,
+            Duration::from_secs(cfg.alerts.restore_grace_s),
+            crate::export::alerts::Timestamp::now(),
+        );
+    }
 
     let shutdown = Arc::new(AtomicBool::new(false));
     let proc = Processor {

@@ -7,84 +7,19 @@
 
 mod alerts_support;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use alerts_support::{Recorder, free_port, temp_dir};
+use alerts_support::{Am, Recorder, free_port, temp_dir};
 use mqscope::export::alerts::{
     AlertBook, LabelSet, Receiver, ReceiverConfig, ReceiverKind, Secret, Timestamp,
 };
-
-const ALERTMANAGER: &str = "/usr/bin/prometheus-alertmanager";
 
 fn ls(pairs: &[(&str, &str)]) -> LabelSet {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// A running Alertmanager, killed on drop.
-struct Am {
-    child: Child,
-}
-
-impl Am {
-    fn start(dir: &Path, port: u16, hook_port: u16) -> Am {
-        let config = dir.join("alertmanager.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  resolve_timeout: 5m\n\
-                 route:\n  receiver: hook\n  group_by: ['alertname']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n\
-                 receivers:\n- name: hook\n  webhook_configs:\n  - url: http://127.0.0.1:{hook_port}/hook\n    send_resolved: true\n"
-            ),
-        )
-        .expect("write config");
-        let storage: PathBuf = dir.join("data");
-        let child = Command::new(ALERTMANAGER)
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.path={}", storage.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .arg("--cluster.listen-address=")
-            .arg("--log.level=warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("alertmanager must be installed: apt-get install prometheus-alertmanager");
-        let am = Am { child };
-        let end = Instant::now() + Duration::from_secs(20);
-        while !ready(port) {
-            assert!(Instant::now() < end, "alertmanager did not become ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        am
-    }
-}
-
-impl Drop for Am {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn ready(port: u16) -> bool {
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-    if s.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .is_err()
-    {
-        return false;
-    }
-    let mut out = String::new();
-    let _ = s.read_to_string(&mut out);
-    out.starts_with("HTTP/1.1 200")
 }
 
 fn am_receiver(port: u16, dir: PathBuf) -> Receiver {

@@ -12,7 +12,7 @@ mod live_common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use alerts_support::Recorder;
+use alerts_support::{Am, Recorder};
 use live_common::*;
 use serde_json::Value;
 
@@ -45,9 +45,8 @@ fn wait_for(rec: &Recorder, what: &str, within: Duration, ok: impl Fn(&[(String,
     }
 }
 
-#[test]
-fn brute_force_alert_reaches_the_webhook_firing_then_resolved() {
-    let dir = temp_dir("live-alerts");
+/// Mosquitto on a free port, user `dev` / `devpw`, anonymous refused.
+fn password_broker(dir: &std::path::Path) -> (Guard, u16) {
     let port = free_port();
     let pwfile = dir.join("passwd");
     std::fs::write(&pwfile, "").unwrap();
@@ -65,35 +64,18 @@ fn brute_force_alert_reaches_the_webhook_firing_then_resolved() {
         ),
     )
     .unwrap();
-    let _broker = start_mosquitto(&conf, port, &dir.join("mosquitto.log"));
+    let broker = start_mosquitto(&conf, port, &dir.join("mosquitto.log"));
+    (broker, port)
+}
 
-    let hook = Recorder::start(0, vec![]);
-    let spool = dir.join("spool");
+/// A checked config file: capture on `lo` for `port`, then `more` (rules, receivers), in
+/// which `SPOOL` stands for `dir/spool`.
+fn write_config(dir: &std::path::Path, port: u16, more: &str) -> std::path::PathBuf {
     let cfg = dir.join("mqscope.toml");
+    let more = more.replace("SPOOL", &dir.join("spool").display().to_string());
     std::fs::write(
         &cfg,
-        format!(
-            r#"
-[capture]
-interface = "lo"
-ports = [{port}]
-
-[rules]
-# Short, so the resolution arrives within the test.
-cooldown_s = 2
-
-[alerts]
-spool_dir = "{}"
-generator_url = "http://mqscope.test/metrics"
-
-[[alerts.receivers]]
-name = "hook"
-kind = "webhook"
-url = "{}"
-"#,
-            spool.display(),
-            hook.url("/alerts")
-        ),
+        format!("[capture]\ninterface = \"lo\"\nports = [{port}]\n{more}"),
     )
     .unwrap();
     let check = Command::new(env!("CARGO_BIN_EXE_mqscope"))
@@ -102,12 +84,15 @@ url = "{}"
         .output()
         .unwrap();
     assert!(check.status.success(), "{check:?}");
-    let mq = start_mqscope(&dir, &["--config", cfg.to_str().unwrap()]);
+    cfg
+}
 
-    // Six wrong passwords for user dev from 127.0.0.1: the default threshold is five
-    // failures within 60 s, per source address and per username.
+/// Six wrong passwords for user dev from 127.0.0.1 (real `mosquitto_pub`): the default
+/// threshold is five failures within 60 s, per source address and per username.
+fn brute_force(port: u16) {
     let p = port.to_string();
     for i in 0..6 {
+        let id = format!("guess-{i}");
         let out = run_client(&[
             "mosquitto_pub",
             "-h",
@@ -119,7 +104,7 @@ url = "{}"
             "-P",
             "wrong",
             "-i",
-            &format!("guess-{i}"),
+            &id,
             "-t",
             "x",
             "-m",
@@ -129,6 +114,36 @@ url = "{}"
         ]);
         assert!(!out.status.success(), "wrong password accepted");
     }
+}
+
+#[test]
+fn brute_force_alert_reaches_the_webhook_firing_then_resolved() {
+    let dir = temp_dir("live-alerts");
+    let (_broker, port) = password_broker(&dir);
+    let hook = Recorder::start(0, vec![]);
+    let cfg = write_config(
+        &dir,
+        port,
+        &format!(
+            r#"
+[rules]
+# Short, so the resolution arrives within the test.
+cooldown_s = 2
+
+[alerts]
+spool_dir = "SPOOL"
+generator_url = "http://mqscope.test/metrics"
+
+[[alerts.receivers]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+"#,
+            hook.url("/alerts")
+        ),
+    );
+    let mq = start_mqscope(&dir, &["--config", cfg.to_str().unwrap()]);
+    brute_force(port);
 
     let fired = |got: &[(String, Value)], key: &str| {
         got.iter()
@@ -187,4 +202,107 @@ url = "{}"
         hits.iter()
             .all(|h| h["rule"] == "auth_brute_force" && h["count"].as_u64() >= Some(5))
     );
+}
+
+/// (fingerprint, status) of every alert in Alertmanager's webhook messages.
+fn am_seen(rec: &Recorder) -> Vec<(String, String)> {
+    rec.accepted()
+        .iter()
+        .flat_map(|b| b["alerts"].as_array().cloned().unwrap_or_default())
+        .map(|a| {
+            (
+                a["fingerprint"].as_str().unwrap_or("").to_string(),
+                a["status"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The issue's outage test, with real processes: Alertmanager is down while the alerts
+/// fire, mqscope is stopped (SIGTERM) and started again, Alertmanager comes back: through
+/// Alertmanager, the webhook receives each alert exactly once firing and once resolved.
+/// The resolution comes from the restarted mqscope: the brute force is over, so the alerts
+/// it took back from its last run resolve once `restore_grace_s` passes without a
+/// recurrence.
+#[test]
+fn alertmanager_outage_and_mqscope_restart_deliver_each_change_once() {
+    let dir = temp_dir("live-am-restart");
+    let (_broker, port) = password_broker(&dir);
+    let hook = Recorder::start(0, vec![]);
+    let am_port = free_port();
+    let cfg = write_config(
+        &dir,
+        port,
+        &format!(
+            r#"
+[rules]
+# Long: the alerts are still firing when mqscope stops.
+cooldown_s = 600
+
+[alerts]
+spool_dir = "SPOOL"
+restore_grace_s = 3
+
+[[alerts.receivers]]
+name = "am"
+kind = "alertmanager"
+url = "http://127.0.0.1:{am_port}"
+"#
+        ),
+    );
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mq = start_mqscope(&dir, &args);
+    brute_force(port);
+    mq.wait_metrics(
+        &[(
+            r#"mqscope_alerts_firing{rule="auth_brute_force",severity="high"}"#,
+            2.0,
+        )],
+        Duration::from_secs(15),
+    );
+    let first = mq.terminate();
+    assert_eq!(first["outputs"]["alerts_fired"], 2, "{first:#}");
+    assert_eq!(first["outputs"]["alerts_resolved"], 0);
+    // Nothing could be delivered: both wait in the spool.
+    let spooled = std::fs::read_to_string(dir.join("spool").join("am.spool.jsonl"))
+        .or_else(|_| {
+            // The spool's file name is the receiver's; find it whatever its suffix.
+            std::fs::read_dir(dir.join("spool"))
+                .unwrap()
+                .flatten()
+                .find(|e| e.file_name().to_string_lossy().starts_with("am"))
+                .map(|e| std::fs::read_to_string(e.path()).unwrap())
+                .ok_or(())
+        })
+        .expect("spool file");
+    assert!(spooled.contains("auth_brute_force"), "{spooled}");
+    assert!(hook.accepted().is_empty());
+
+    let _am = Am::start(&dir, am_port, hook.port);
+    let mq = start_mqscope(&dir, &args);
+    // Firing (from the spool), then resolved (grace over, no recurrence).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let seen = am_seen(&hook);
+        if seen.iter().filter(|(_, s)| s == "resolved").count() >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "got {seen:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Alertmanager's group_interval (1 s) would show a duplicate by now.
+    std::thread::sleep(Duration::from_secs(3));
+    let second = mq.terminate();
+    assert_eq!(second["outputs"]["alerts_restored"], 2, "{second:#}");
+    assert_eq!(second["outputs"]["alerts_fired"], 0);
+    assert_eq!(second["outputs"]["alerts_resolved"], 2);
+    let seen = am_seen(&hook);
+    let fps: std::collections::BTreeSet<&String> = seen.iter().map(|(f, _)| f).collect();
+    assert_eq!(fps.len(), 2, "{seen:?}");
+    for fp in fps {
+        for state in ["firing", "resolved"] {
+            let n = seen.iter().filter(|(f, s)| f == fp && s == state).count();
+            assert_eq!(n, 1, "{fp} {state}: {seen:?}");
+        }
+    }
 }

@@ -3,11 +3,12 @@
 //! every event and every edge becomes a `LogRecord` for the log sinks. Nothing here
 //! blocks: receivers and sinks take what they are given or count a drop.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::detect::rules::RuleHit;
 use crate::export::LogRecord;
-use crate::export::alerts::{AlertBook, HitAlerts, Receiver, Transition};
+use crate::export::alerts::{Alert, AlertBook, HitAlerts, Receiver, Timestamp, Transition};
 use crate::export::prometheus::AlertSeries;
 use crate::observe::Event;
 
@@ -21,8 +22,15 @@ pub struct Outputs {
     hits: HitAlerts,
     receivers: Arc<[Receiver]>,
     logs: Vec<Box<dyn LogSink>>,
+    /// Where the firing alerts are kept across restarts (with receivers only).
+    state_file: Option<PathBuf>,
+    /// Something changed since the state file was written.
+    dirty: bool,
     pub stats: OutputStats,
 }
+
+/// The firing alerts as the last run left them.
+const STATE_FILE: &str = "firing-alerts.json";
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct OutputStats {
@@ -32,6 +40,9 @@ pub struct OutputStats {
     pub notify_refused: u64,
     pub log_records: u64,
     pub log_records_dropped: u64,
+    /// Alerts taken back from the last run (see [`Outputs::restore`]).
+    pub alerts_restored: u64,
+    pub state_write_errors: u64,
 }
 
 impl Outputs {
@@ -40,7 +51,64 @@ impl Outputs {
             hits: HitAlerts::new(book),
             receivers,
             logs,
+            state_file: None,
+            dirty: false,
             stats: OutputStats::default(),
+        }
+    }
+
+    /// Keeps the firing alerts in `dir` and takes back those the last run left firing:
+    /// each resolves after `grace` unless a detector raises it again, so a restart
+    /// neither re-notifies a standing alert nor leaves a cleared one firing forever.
+    pub fn restore(&mut self, dir: &Path, grace: std::time::Duration, now: Timestamp) {
+        let path = dir.join(STATE_FILE);
+        let saved: Vec<Alert> = match std::fs::read(&path) {
+            Ok(bytes) => match serde_json::from_slice(&bytes) {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "firing-alert state unreadable; starting without it");
+                    Vec::new()
+                }
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "cannot read firing-alert state");
+                Vec::new()
+            }
+        };
+        let grace_ms = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let n = self
+            .hits
+            .restore(saved, Timestamp(now.0.saturating_add(grace_ms)));
+        if n > 0 {
+            tracing::info!(alerts = n, "alerts firing at the last stop taken back");
+        }
+        self.stats.alerts_restored = n as u64;
+        self.state_file = Some(path);
+    }
+
+    /// Writes the firing alerts if they changed (temp file + rename: never half-written).
+    pub fn save(&mut self) {
+        let Some(path) = &self.state_file else { return };
+        if !self.dirty {
+            return;
+        }
+        let tmp = path.with_extension("json.tmp");
+        let body = serde_json::to_vec(&self.hits.firing()).unwrap_or_default();
+        let r = std::fs::write(&tmp, body).and_then(|()| std::fs::rename(&tmp, path));
+        match r {
+            Ok(()) => self.dirty = false,
+            Err(e) => {
+                self.stats.state_write_errors += 1;
+                tracing::warn!(file = %path.display(), error = %e, "cannot save firing alerts");
+            }
+        }
+    }
+
+    /// Restored alerts nobody raised again by now resolve.
+    pub fn tick(&mut self, now: Timestamp) {
+        for t in self.hits.expire_restored(now) {
+            self.emit(t);
         }
     }
 
@@ -62,6 +130,13 @@ impl Outputs {
     /// Follows a detector's hit list (`source`: `rules`, `anomalies`).
     pub fn on_hits(&mut self, source: &'static str, hits: &[RuleHit]) {
         for t in self.hits.sync(source, hits) {
+            self.emit(t);
+        }
+    }
+
+    fn emit(&mut self, t: Transition) {
+        self.dirty = true;
+        {
             let a = t.alert();
             let key = a.labels.get("key").map_or("", String::as_str);
             match &t {

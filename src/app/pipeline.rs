@@ -9,6 +9,7 @@ use crate::capture::CloseReason;
 use crate::detect::rules::RuleEngine;
 use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
 use crate::export::EventTally;
+use crate::export::alerts::Timestamp;
 use crate::observe::{Event, Observer};
 
 use super::RECENT_EVENTS;
@@ -81,11 +82,16 @@ impl Pipeline {
         }
     }
 
-    /// Hands the detectors' new hits and clearings to the outputs.
-    pub fn sync_alerts(&mut self) {
+    /// Hands the detectors' new hits and clearings to the outputs; `now_ns` (wall clock)
+    /// ends the grace of alerts restored from the last run.
+    pub fn sync_alerts(&mut self, now_ns: u64) {
         if let Some(r) = &self.rules {
             self.outputs.on_hits("rules", r.hits());
         }
+        self.outputs.tick(Timestamp(
+            i64::try_from(now_ns / 1_000_000).unwrap_or(i64::MAX),
+        ));
+        self.outputs.save();
     }
 }
 

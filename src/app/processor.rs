@@ -151,8 +151,8 @@ impl Processor {
     fn publish(&mut self, final_snapshot: bool) -> Arc<AppSnapshot> {
         // Events are passed on as they come; hits are read here, once per publication.
         self.pipe.pass_events();
-        self.pipe.sync_alerts();
         let at_ns = now_ns();
+        self.pipe.sync_alerts(at_ns);
         let snap = Arc::new(AppSnapshot {
             at_ns,
             started_ns: self.started_ns,

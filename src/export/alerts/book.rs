@@ -106,6 +106,21 @@ impl AlertBook {
         }
     }
 
+    /// Takes back an alert that was firing before a restart (its `starts_at` kept), so
+    /// that its resolution can still be sent. Refused (false) when the cap is reached or
+    /// the alert is not firing.
+    pub fn restore(&mut self, alert: Alert) -> bool {
+        if alert.ends_at.is_some() || self.firing.len() >= self.max_firing {
+            return false;
+        }
+        self.firing.entry(alert.fingerprint()).or_insert(alert);
+        true
+    }
+
+    pub fn is_firing(&self, fp: Fingerprint) -> bool {
+        self.firing.contains_key(&fp)
+    }
+
     pub fn firing(&self) -> impl Iterator<Item = &Alert> {
         self.firing.values()
     }

@@ -27,6 +27,9 @@ pub struct AlertsConfig {
     pub generator_url: String,
     /// On shutdown, how long to keep delivering what is queued (the spool keeps the rest).
     pub shutdown_flush_s: u64,
+    /// After a restart, an alert that was firing resolves unless a detector raises it
+    /// again within this time (set it to at least the rules' `cooldown_s`).
+    pub restore_grace_s: u64,
     pub receivers: Vec<ReceiverSpec>,
 }
 
@@ -37,6 +40,7 @@ impl Default for AlertsConfig {
             max_firing: 1000,
             generator_url: String::new(),
             shutdown_flush_s: 3,
+            restore_grace_s: 60,
             receivers: Vec::new(),
         }
     }

@@ -14,7 +14,7 @@ use crate::detect::rules::RuleHit;
 use crate::export::prometheus::AlertSeries;
 
 use super::book::{AlertBook, Transition};
-use super::model::LabelSet;
+use super::model::{Alert, Fingerprint, LabelSet, fingerprint};
 use super::time::Timestamp;
 
 /// One followed hit list (rules, anomalies): how far it has been read and which of its
@@ -32,6 +32,9 @@ pub struct HitAlerts {
     /// (rule, severity) of every alert ever fired: their series stay at 0 once quiet.
     /// Bounded by the number of rule names (labels are code constants, not wire data).
     ever: BTreeMap<(String, String), ()>,
+    /// Alerts restored after a restart that no detector has raised again yet, with the
+    /// time by which one must, else they resolve. Bounded by the book's cap.
+    orphans: BTreeMap<Fingerprint, Timestamp>,
 }
 
 fn ms(ts_ns: u64) -> Timestamp {
@@ -103,6 +106,7 @@ impl HitAlerts {
             book,
             cursors: BTreeMap::new(),
             ever: BTreeMap::new(),
+            orphans: BTreeMap::new(),
         }
     }
 
@@ -117,19 +121,68 @@ impl HitAlerts {
         resolve_cleared(&mut self.book, source, hits, &mut cur.open, &mut out);
         let start = cur.seen.min(hits.len());
         for (i, h) in hits.iter().enumerate().skip(start) {
-            let t = self
-                .book
-                .activate(labels_of(source, h), annotations_of(h), ms(h.ts_ns));
-            if let Some(t) = t {
-                self.ever
-                    .insert((h.rule.to_string(), h.severity.name().to_string()), ());
+            let labels = labels_of(source, h);
+            // Raised again after a restart: the restored alert is this hit's now.
+            self.orphans
+                .remove(&fingerprint(&super::model::bound(labels.clone())));
+            self.ever
+                .insert((h.rule.to_string(), h.severity.name().to_string()), ());
+            if let Some(t) = self.book.activate(labels, annotations_of(h), ms(h.ts_ns)) {
                 out.push(t);
-                cur.open.push(i);
             }
+            // Followed even when the book said nothing (already firing: restored), so its
+            // clearing resolves the alert.
+            cur.open.push(i);
         }
         cur.seen = hits.len();
         resolve_cleared(&mut self.book, source, hits, &mut cur.open, &mut out);
         out
+    }
+
+    /// Alerts that were firing when the last run stopped. Each resolves at `grace_until`
+    /// unless a detector raises it again before (then it is that hit's alert, with no
+    /// second "firing" notification). Returns how many were taken back.
+    pub fn restore(&mut self, alerts: Vec<Alert>, grace_until: Timestamp) -> usize {
+        let mut n = 0;
+        for a in alerts {
+            let fp = a.fingerprint();
+            let rule = a.name().to_string();
+            let sev = a.labels.get("severity").cloned().unwrap_or_default();
+            if self.book.restore(a) {
+                self.orphans.insert(fp, grace_until);
+                self.ever.insert((rule, sev), ());
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Resolves restored alerts nobody raised again by their deadline (as of `now`).
+    pub fn expire_restored(&mut self, now: Timestamp) -> Vec<Transition> {
+        let due: Vec<Fingerprint> = self
+            .orphans
+            .iter()
+            .filter(|&(_, &t)| t <= now)
+            .map(|(&fp, _)| fp)
+            .collect();
+        let mut out = Vec::new();
+        for fp in due {
+            self.orphans.remove(&fp);
+            let labels = self
+                .book
+                .firing()
+                .find(|a| a.fingerprint() == fp)
+                .map(|a| a.labels.clone());
+            if let Some(t) = labels.and_then(|l| self.book.deactivate(&l, now)) {
+                out.push(t);
+            }
+        }
+        out
+    }
+
+    /// What is firing now, to be saved for the next start.
+    pub fn firing(&self) -> Vec<Alert> {
+        self.book.firing().cloned().collect()
     }
 
     /// `mqscope_alerts_firing{rule,severity}`: firing alerts per rule, plus a 0 for every
@@ -212,6 +265,42 @@ mod tests {
         assert!(matches!(&t[1], Transition::Resolved(_)));
         let s = ha.series();
         assert_eq!((s[0].rule.as_str(), s[0].firing), ("oversized_payload", 0));
+    }
+
+    #[test]
+    fn restored_alert_resolves_after_grace_unless_raised_again() {
+        let mut before = HitAlerts::new(AlertBook::new(10));
+        let hits = vec![
+            hit("auth_brute_force", "ip:10.0.0.9", 100, None),
+            hit("publish_flood", "client:f", 100, None),
+        ];
+        assert_eq!(before.sync("rules", &hits).len(), 2);
+        let saved = before.firing();
+        // Restart: nothing raised yet.
+        let mut after = HitAlerts::new(AlertBook::new(10));
+        assert_eq!(after.restore(saved, Timestamp(500_000)), 2);
+        assert!(after.expire_restored(Timestamp(499_999)).is_empty());
+        // The flood goes on: raised again, no second "firing".
+        let again = vec![hit("publish_flood", "client:f", 450, None)];
+        assert!(after.sync("rules", &again).is_empty());
+        // The brute force did not recur: resolved at the deadline, with its old start.
+        let t = after.expire_restored(Timestamp(500_000));
+        assert_eq!(t.len(), 1, "{t:?}");
+        let Transition::Resolved(a) = &t[0] else {
+            panic!("{t:?}")
+        };
+        assert_eq!(a.name(), "auth_brute_force");
+        assert_eq!(a.starts_at, Timestamp(100_000));
+        assert_eq!(a.ends_at, Some(Timestamp(500_000)));
+        // The flood's clearing resolves the restored alert.
+        let mut cleared = again.clone();
+        cleared[0].cleared_ts_ns = Some(600_000_000_000);
+        let t = after.sync("rules", &cleared);
+        assert!(
+            matches!(&t[..], [Transition::Resolved(a)] if a.name() == "publish_flood"),
+            "{t:?}"
+        );
+        assert_eq!(after.book().firing_count(), 0);
     }
 
     #[test]
