@@ -272,12 +272,28 @@ fn sidecar_security_context_and_ports_match_the_podmonitor() {
                         }
                     }
                     // The config and the secret it names are mounted from volumes that exist.
+                    // A StatefulSet's claim templates are volumes too.
+                    let claims = d["spec"]["volumeClaimTemplates"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default();
                     let vols: Vec<&str> = spec["volumes"]
                         .as_array()
                         .unwrap()
                         .iter()
                         .map(|v| v["name"].as_str().unwrap())
+                        .chain(claims.iter().filter_map(|c| c["metadata"]["name"].as_str()))
                         .collect();
+                    // The root filesystem is read-only: the spools, the firing-alert state
+                    // and the baselines need a writable mount at their default place.
+                    let state = c["volumeMounts"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .any(|m| m["mountPath"] == "/var/lib/mqscope" && m["readOnly"] != true);
+                    if !state {
+                        problems.push(format!("{at}: no writable mount at /var/lib/mqscope"));
+                    }
                     for m in c["volumeMounts"].as_array().unwrap() {
                         if !vols.contains(&m["name"].as_str().unwrap()) {
                             problems.push(format!("{at}: mount {} has no volume", m["name"]));
