@@ -6,155 +6,24 @@
 //! Needs root (or CAP_NET_RAW) for capture on `lo`, and the Debian `mosquitto`,
 //! `mosquitto_pub`, `mosquitto_sub` binaries; CI has both.
 
-use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
+mod live_common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use live_common::*;
 
-/// Kills (and reaps) a child process when the test ends, however it ends.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn temp_dir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("mqscope-live-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Mosquitto on 127.0.0.1:`port`, `$SYS` every second; returns once it accepts.
-fn start_mosquitto(dir: &Path, port: u16) -> Guard {
+/// Mosquitto on 127.0.0.1:`port`, `$SYS` every second; returns once it accepts (a bare
+/// TCP connect before capture starts: invisible to the counts).
+fn start_sys_mosquitto(dir: &Path, port: u16) -> Guard {
     let conf = dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
         format!("listener {port} 127.0.0.1\nallow_anonymous true\nsys_interval 1\n"),
     )
     .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("mosquitto installed");
-    let g = Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // A bare TCP connect (no MQTT) before capture starts: invisible to the counts.
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "mosquitto did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    g
-}
-
-/// Lines of a child's stream, read on a thread.
-fn lines_of(r: impl std::io::Read + Send + 'static) -> Receiver<String> {
-    let (tx, rx) = channel();
-    std::thread::spawn(move || {
-        for l in BufReader::new(r).lines() {
-            let Ok(l) = l else { break };
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-/// Waits for a line containing `needle`; returns every line seen so far.
-fn wait_line(rx: &Receiver<String>, needle: &str, within: Duration, seen: &mut Vec<String>) {
-    let deadline = Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                let hit = l.contains(needle);
-                seen.push(l);
-                if hit {
-                    return;
-                }
-            }
-            Err(_) => panic!("no line with {needle:?} within {within:?}; got:\n{seen:#?}"),
-        }
-    }
-}
-
-struct Mqscope {
-    guard: Guard,
-    stderr: Receiver<String>,
-    seen: Vec<String>,
-    stats: PathBuf,
-}
-
-fn start_mqscope(dir: &Path, extra: &[&str]) -> Mqscope {
-    let stats = dir.join("stats.json");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mqscope"))
-        .args(["run", "--listen", "127.0.0.1:0", "--stats-file"])
-        .arg(&stats)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let err: ChildStderr = child.stderr.take().unwrap();
-    let mut m = Mqscope {
-        guard: Guard(child),
-        stderr: lines_of(err),
-        seen: Vec::new(),
-        stats,
-    };
-    let needle = if extra.contains(&"--no-capture") {
-        "broker input started"
-    } else {
-        "capture started"
-    };
-    wait_line(&m.stderr, needle, Duration::from_secs(10), &mut m.seen);
-    m
-}
-
-impl Mqscope {
-    /// SIGTERM, then the exit must come within the shutdown bound (5 s) plus slack for a
-    /// loaded CI machine; returns the final statistics.
-    fn terminate(mut self) -> Value {
-        let pid = self.guard.0.id().to_string();
-        let sent = Instant::now();
-        let st = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        assert!(st.success());
-        let status = loop {
-            if let Some(s) = self.guard.0.try_wait().unwrap() {
-                break s;
-            }
-            assert!(
-                sent.elapsed() < Duration::from_secs(8),
-                "mqscope did not exit after SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        while let Ok(l) = self.stderr.recv_timeout(Duration::from_millis(200)) {
-            self.seen.push(l);
-        }
-        assert_eq!(status.code(), Some(0), "{:#?}", self.seen);
-        let text = std::fs::read_to_string(&self.stats).expect("stats file written");
-        serde_json::from_str(&text).unwrap()
-    }
+    start_mosquitto(&conf, port, &dir.join("mosquitto.log"))
 }
 
 fn run_ok(cmd: &mut Command) {
@@ -164,14 +33,6 @@ fn run_ok(cmd: &mut Command) {
         "{cmd:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-fn count(stats: &Value, ty: &str) -> (u64, u64) {
-    let t = &stats["packets_by_type_and_direction"][ty];
-    (
-        t["c2s"].as_u64().unwrap_or(0),
-        t["s2c"].as_u64().unwrap_or(0),
-    )
 }
 
 #[test]
@@ -188,7 +49,7 @@ fn the_any_interface_sees_the_same_exchange() {
 fn exact_exchange(iface: &str, dlt: u64) {
     let dir = temp_dir(&format!("exact-{iface}"));
     let port = free_port();
-    let _broker = start_mosquitto(&dir, port);
+    let _broker = start_sys_mosquitto(&dir, port);
     let p = port.to_string();
     let mq = start_mqscope(&dir, &["--interface", iface, "--ports", &p]);
 
@@ -239,20 +100,7 @@ fn exact_exchange(iface: &str, dlt: u64) {
     // Let the last FIN/ACKs reach the capture thread's ring (it also drains on stop).
     std::thread::sleep(Duration::from_millis(200));
     // While it runs, /metrics (refreshed every second) shows the same 28 packets.
-    let mut mq = mq;
-    wait_line(
-        &mq.stderr,
-        "serving /metrics",
-        Duration::from_secs(10),
-        &mut mq.seen,
-    );
-    let line = mq
-        .seen
-        .iter()
-        .find(|l| l.contains("serving /metrics"))
-        .unwrap()
-        .clone();
-    let addr = line.split("listen=").nth(1).unwrap().trim().to_string();
+    let addr = mq.addr.clone();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let body = http_get(&addr, "/metrics");
@@ -322,7 +170,7 @@ fn exact_exchange(iface: &str, dlt: u64) {
 fn sys_input_connects_and_feeds_broker_metrics() {
     let dir = temp_dir("sys");
     let port = free_port();
-    let _broker = start_mosquitto(&dir, port);
+    let _broker = start_sys_mosquitto(&dir, port);
     let url = format!("mqtt://127.0.0.1:{port}");
     let mut mq = start_mqscope(&dir, &["--no-capture", "--broker", &url]);
     // Mosquitto publishes $SYS every second (sys_interval 1); a few rounds arrive.
@@ -425,25 +273,4 @@ fn run_in_process_publishes_snapshots_and_stops_on_request() {
     assert!(last.final_snapshot);
     assert!(!last.ready());
     assert!(last.at_ns >= first.at_ns);
-}
-
-/// A plain HTTP/1.1 GET; the body for /metrics, the whole response otherwise.
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut c = std::net::TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(
-        c,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut resp = String::new();
-    c.read_to_string(&mut resp).unwrap();
-    if path == "/metrics" {
-        resp.split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default()
-    } else {
-        resp
-    }
 }
