@@ -80,6 +80,24 @@ fn times_evidence(w: &CountWindow, what: &str) -> Vec<Evidence> {
     w.times().take(5).map(|t| ev(t, what)).collect()
 }
 
+/// Counts one occurrence for `key` in its window; when the window now holds `n` or more,
+/// the first counted time and the evidence (the first occurrences' times).
+fn crossed<K: Hash + Eq + Clone>(
+    table: &mut BoundedTable<K, CountWindow>,
+    key: &K,
+    ts_ns: u64,
+    window_ns: u64,
+    n: u32,
+    what: &str,
+) -> Option<(u64, Vec<Evidence>)> {
+    let win = table.entry(key, ts_ns, window_ns, CountWindow::default);
+    if win.push(ts_ns, n, window_ns) >= n as usize {
+        Some((win.first().unwrap_or(ts_ns), times_evidence(win, what)))
+    } else {
+        None
+    }
+}
+
 impl RuleEngine {
     pub fn new(cfg: RulesConfig) -> Result<RuleEngine, Vec<String>> {
         let errs = cfg.validate();
@@ -191,95 +209,91 @@ impl RuleEngine {
             EventKind::AuthFailure => {
                 let w = secs(cfg.auth_window_s);
                 let n = cfg.auth_failures;
+                let window = cfg.auth_window_s;
                 if let Some(a) = e.client_addr {
                     let ip = a.ip();
-                    let win = self.auth_by_ip.entry(&ip, e.ts_ns, w, CountWindow::default);
-                    if win.push(e.ts_ns, n, w) >= n as usize {
-                        let f = Finding {
+                    if let Some((first, evidence)) =
+                        crossed(&mut self.auth_by_ip, &ip, e.ts_ns, w, n, "auth failure")
+                    {
+                        self.alerts.raise(Finding {
                             rule: "auth_brute_force",
                             severity: Severity::High,
                             key: format!("ip:{ip}"),
-                            first_ts_ns: win.first().unwrap_or(e.ts_ns),
+                            first_ts_ns: first,
                             ts_ns: e.ts_ns,
                             count: u64::from(n),
                             more: 1,
-                            evidence: times_evidence(win, "auth failure"),
+                            evidence,
                             summary: format!(
-                                "{n} authentication failures from {ip} within {}s",
-                                cfg.auth_window_s
+                                "{n} authentication failures from {ip} within {window}s"
                             ),
-                        };
-                        self.alerts.raise(f);
+                        });
                     }
                 }
                 if let Some(u) = &e.username {
-                    let win = self.auth_by_user.entry(u, e.ts_ns, w, CountWindow::default);
-                    if win.push(e.ts_ns, n, w) >= n as usize {
+                    if let Some((first, evidence)) =
+                        crossed(&mut self.auth_by_user, u, e.ts_ns, w, n, "auth failure")
+                    {
                         let u: String = u.chars().take(128).collect();
-                        let f = Finding {
+                        self.alerts.raise(Finding {
                             rule: "auth_brute_force",
                             severity: Severity::High,
                             key: format!("user:{u}"),
-                            first_ts_ns: win.first().unwrap_or(e.ts_ns),
+                            first_ts_ns: first,
                             ts_ns: e.ts_ns,
                             count: u64::from(n),
                             more: 1,
-                            evidence: times_evidence(win, "auth failure"),
+                            evidence,
                             summary: format!(
-                                "{n} authentication failures for user {u} within {}s",
-                                cfg.auth_window_s
+                                "{n} authentication failures for user {u} within {window}s"
                             ),
-                        };
-                        self.alerts.raise(f);
+                        });
                     }
                 }
             }
             EventKind::SubscribeRefused | EventKind::PublishRefused | EventKind::AclDenied => {
                 let (w, n) = (secs(cfg.acl_window_s), cfg.acl_denials);
                 let key = event_key(e);
-                let win = self
-                    .acl_by_client
-                    .entry(&key, e.ts_ns, w, CountWindow::default);
-                if win.push(e.ts_ns, n, w) >= n as usize {
-                    let f = Finding {
+                if let Some((first, evidence)) =
+                    crossed(&mut self.acl_by_client, &key, e.ts_ns, w, n, e.kind.name())
+                {
+                    self.alerts.raise(Finding {
                         rule: "acl_denial_burst",
                         severity: Severity::Medium,
-                        first_ts_ns: win.first().unwrap_or(e.ts_ns),
+                        first_ts_ns: first,
                         ts_ns: e.ts_ns,
                         count: u64::from(n),
                         more: 1,
-                        evidence: times_evidence(win, e.kind.name()),
+                        evidence,
                         summary: format!(
                             "{n} publish/subscribe denials for {key} within {}s",
                             cfg.acl_window_s
                         ),
                         key,
-                    };
-                    self.alerts.raise(f);
+                    });
                 }
             }
             EventKind::Malformed | EventKind::ProtocolViolation => {
                 let (w, n) = (secs(cfg.violation_window_s), cfg.violations);
                 let key = event_key(e);
-                let win = self
-                    .violations_by_client
-                    .entry(&key, e.ts_ns, w, CountWindow::default);
-                if win.push(e.ts_ns, n, w) >= n as usize {
-                    let f = Finding {
+                let what = e.detail.unwrap_or(e.kind.name());
+                if let Some((first, _)) =
+                    crossed(&mut self.violations_by_client, &key, e.ts_ns, w, n, what)
+                {
+                    self.alerts.raise(Finding {
                         rule: "protocol_violation",
                         severity: Severity::Medium,
-                        first_ts_ns: win.first().unwrap_or(e.ts_ns),
+                        first_ts_ns: first,
                         ts_ns: e.ts_ns,
                         count: u64::from(n),
                         more: 1,
-                        evidence: vec![ev(e.ts_ns, e.detail.unwrap_or(e.kind.name()))],
+                        evidence: vec![ev(e.ts_ns, what)],
                         summary: format!(
                             "{n} malformed or protocol-violating packets from {key} within {}s",
                             cfg.violation_window_s
                         ),
                         key,
-                    };
-                    self.alerts.raise(f);
+                    });
                 }
             }
             EventKind::WildcardSubscribe | EventKind::SysSubscribe => {
