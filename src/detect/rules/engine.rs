@@ -230,25 +230,24 @@ impl RuleEngine {
                         });
                     }
                 }
-                if let Some(u) = &e.username {
-                    if let Some((first, evidence)) =
+                if let Some(u) = &e.username
+                    && let Some((first, evidence)) =
                         crossed(&mut self.auth_by_user, u, e.ts_ns, w, n, "auth failure")
-                    {
-                        let u: String = u.chars().take(128).collect();
-                        self.alerts.raise(Finding {
-                            rule: "auth_brute_force",
-                            severity: Severity::High,
-                            key: format!("user:{u}"),
-                            first_ts_ns: first,
-                            ts_ns: e.ts_ns,
-                            count: u64::from(n),
-                            more: 1,
-                            evidence,
-                            summary: format!(
-                                "{n} authentication failures for user {u} within {window}s"
-                            ),
-                        });
-                    }
+                {
+                    let u: String = u.chars().take(128).collect();
+                    self.alerts.raise(Finding {
+                        rule: "auth_brute_force",
+                        severity: Severity::High,
+                        key: format!("user:{u}"),
+                        first_ts_ns: first,
+                        ts_ns: e.ts_ns,
+                        count: u64::from(n),
+                        more: 1,
+                        evidence,
+                        summary: format!(
+                            "{n} authentication failures for user {u} within {window}s"
+                        ),
+                    });
                 }
             }
             EventKind::SubscribeRefused | EventKind::PublishRefused | EventKind::AclDenied => {
