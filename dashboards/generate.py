@@ -220,6 +220,10 @@ SECURITY = [
     table("Alerts (Prometheus)", [
         ('sum by (alertname, alertstate, severity, pod) (ALERTS{alertname=~"Mqscope.*", ' + S + '})', "{{alertname}} {{alertstate}}")],
         desc="mqscope alerts evaluated by Prometheus, pending and firing."),
+    ts("mqscope detector alerts firing by rule", [
+        (f"sum by (rule, severity) (mqscope_alerts_firing{{{S}}})", "{{rule}} {{severity}}")],
+       desc="Security rules and anomaly detectors inside mqscope (the alerts sent to its receivers); "
+            "a rule that fired once stays listed at 0."),
     ts("Malformed packets and protocol violations/s", [
         (rate("mqscope_decode_errors_total", by="kind"), "decode {{kind}}"),
         (rate("mqscope_protocol_violations_total", by="kind"), "violation {{kind}}"),
