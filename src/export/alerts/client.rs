@@ -185,6 +185,18 @@ pub struct PostResponse {
     pub retry_after: Option<Duration>,
     /// Empty unless `max_response_body > 0`; never longer than it.
     pub body: Vec<u8>,
+    /// Header fields as received (names as sent; at most the 16 KiB head).
+    pub headers: Vec<(String, String)>,
+}
+
+impl PostResponse {
+    /// The first header field named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// POSTs `body` as JSON; the whole exchange is bounded by `timeout`. `tls` is required
@@ -336,10 +348,18 @@ async fn read_response<S: AsyncRead + Unpin>(
 ) -> io::Result<PostResponse> {
     let mut buf = read_head(s).await?;
     let head = parse_head(&buf).ok_or_else(|| invalid("bad HTTP response"))?;
+    let headers = String::from_utf8_lossy(&buf[..head_end(&buf).unwrap_or(buf.len())])
+        .split("\r\n")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
     let mut resp = PostResponse {
         status: head.status,
         retry_after: head.retry_after,
         body: Vec::new(),
+        headers,
     };
     // 1xx, 204 and 304 have no body (RFC 9112 section 6.3).
     if max_body == 0 || head.status < 200 || head.status == 204 || head.status == 304 {
@@ -623,10 +643,15 @@ mod tests {
         .await
         .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (400, &b"abcde"[..]));
-        let r = fetch(b"HTTP/1.1 200 OK\r\nRetry-After: 3\r\n\r\nto-the-end", 64)
-            .await
-            .unwrap();
+        let r = fetch(
+            b"HTTP/1.1 200 OK\r\nRetry-After: 3\r\nx-ms-error-code:  Nope \r\n\r\nto-the-end",
+            64,
+        )
+        .await
+        .unwrap();
         assert_eq!(r.body, b"to-the-end");
+        assert_eq!(r.header("X-MS-Error-Code"), Some("Nope"));
+        assert_eq!(r.header("content-length"), None);
         assert_eq!(r.retry_after, Some(Duration::from_secs(3)));
         // Head only.
         let r = fetch(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 0)

@@ -573,4 +573,36 @@ mod tests {
         assert!(!is_stream("Custom-a/b"));
         assert!(!is_stream("custom-a"));
     }
+
+    /// The `[azure_logs]` example in `deploy/azure/README.md` parses, validates (given
+    /// the webhook's variables) and mentions every key but the test-only switch.
+    #[test]
+    fn readme_example_is_a_valid_section() {
+        let readme = std::fs::read_to_string(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("deploy/azure/README.md"),
+        )
+        .unwrap();
+        let block = readme
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .unwrap();
+        let doc: toml::Table = toml::from_str(block).unwrap();
+        let section = doc["azure_logs"].clone();
+        let c: AzureLogsConfig = section.try_into().unwrap();
+        assert!(c.enabled);
+        let tok = file().to_string_lossy().into_owned();
+        let env = move |k: &str| match k {
+            ENV_TENANT_ID | ENV_CLIENT_ID => Some("72f988bf-86f1-41af-91ab-2d7cd011db47".into()),
+            ENV_FEDERATED_TOKEN_FILE => Some(tok.clone()),
+            _ => None,
+        };
+        assert_eq!(c.validate_with(&env), Vec::<String>::new());
+        let keys = serde_json::to_value(AzureLogsConfig::default()).unwrap();
+        for k in keys.as_object().unwrap().keys() {
+            if k != "allow_insecure_http" {
+                assert!(block.contains(&format!("{k} = ")), "README lacks {k}");
+            }
+        }
+    }
 }

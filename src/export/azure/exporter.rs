@@ -38,8 +38,6 @@ use super::batch::{Batch, Cut, RowQueue, row_fits};
 use super::config::AzureLogsConfig;
 use super::token::TokenSource;
 
-/// Error answers are read this far (for their `error.code`).
-const MAX_ERROR_BODY: usize = 4096;
 /// Waiting for the worker thread beyond the shutdown bound, for its final bookkeeping.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(250);
 
@@ -422,13 +420,21 @@ impl Worker {
     fn admit(&mut self, rec: LogRecord) {
         match serde_json::to_vec(&rec) {
             Ok(json) if row_fits(json.len(), self.limit) => self.queue.push(json, Instant::now()),
-            _ => {
-                self.shared.settle(1, &self.shared.dropped_oversize);
-                tracing::warn!(
-                    kind = %rec.kind,
-                    "azure logs: row larger than max_batch_bytes, dropped"
-                );
-            }
+            _ => self.drop_oversize(),
+        }
+    }
+
+    /// Counts a row too large for any request; logs the 1st, 2nd, 4th, 8th, ... so a
+    /// flood of them cannot flood the log.
+    fn drop_oversize(&self) {
+        self.shared.settle(1, &self.shared.dropped_oversize);
+        let n = self.shared.dropped_oversize.load(Ordering::Relaxed);
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped = n,
+                limit = self.limit,
+                "azure logs: row larger than max_batch_bytes, dropped"
+            );
         }
     }
 
@@ -456,10 +462,7 @@ impl Worker {
                 Ok(Cut::Empty) => return,
                 Ok(Cut::FrontTooLarge) | Err(_) => {
                     self.queue.pop(1);
-                    self.shared.settle(1, &self.shared.dropped_oversize);
-                    tracing::warn!(
-                        "azure logs: row larger than max_batch_bytes compressed, dropped"
-                    );
+                    self.drop_oversize();
                 }
             }
         }
@@ -529,7 +532,9 @@ impl Worker {
             content_type: "application/json",
             headers: &[("Content-Encoding", "gzip"), ("Authorization", &auth)],
             body: &f.batch.body,
-            max_response_body: MAX_ERROR_BODY,
+            // Head only: a 2xx must never wait on a body (a timeout there would resend
+            // delivered rows); errors name themselves in `x-ms-error-code`.
+            max_response_body: 0,
         };
         match client::post(&self.target, &req, timeout, self.tls.as_ref()).await {
             Ok(r) if (200..300).contains(&r.status) => Outcome::Sent,
@@ -542,7 +547,7 @@ impl Worker {
                 Outcome::Retry(AzureErrorKind::Server, r.retry_after)
             }
             Ok(r) => {
-                let code = error_code(&r.body);
+                let code = printable(r.header("x-ms-error-code").unwrap_or(""));
                 tracing::warn!(status = r.status, code = %code, "azure logs: request refused");
                 Outcome::Reject(r.status)
             }
@@ -597,18 +602,9 @@ impl Worker {
     }
 }
 
-/// `error.code` of a Logs Ingestion error answer (`{"error":{"code":"InvalidStream",...}}`),
-/// bounded and printable.
-fn error_code(body: &[u8]) -> String {
-    serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            v.pointer("/error/code")
-                .and_then(|c| c.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_default()
-        .chars()
+/// A header value fit for a log line: letters, digits and `_`, bounded.
+fn printable(v: &str) -> String {
+    v.chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(64)
         .collect()
@@ -628,11 +624,9 @@ mod tests {
     }
 
     #[test]
-    fn error_code_from_body() {
-        assert_eq!(
-            error_code(br#"{"error":{"code":"InvalidStream","message":"..."}}"#),
-            "InvalidStream"
-        );
-        assert_eq!(error_code(b""), "");
+    fn header_values_are_cleaned_for_logs() {
+        assert_eq!(printable("InvalidStream"), "InvalidStream");
+        assert_eq!(printable("a\r\nb c"), "abc");
+        assert_eq!(printable(&"x".repeat(100)).len(), 64);
     }
 }
