@@ -719,11 +719,13 @@ fn failing_batch_is_dropped_after_max_retry() {
     server.assert_no_violations();
     let ingests = server.with(|s| s.ingests.clone());
     assert!(ingests[..attempts].iter().all(|i| i.ids == ["doomed"]));
-    // Its attempts stayed within max_retry_secs of the first.
+    // Its attempts stayed within max_retry_secs of the first (plus scheduling slack on a
+    // busy machine; without the bound the 20 scripted 503s would take over 6 s).
     let span = ingests[attempts - 1]
         .received
         .duration_since(ingests[0].received);
-    assert!(span <= Duration::from_secs(1), "{span:?}");
+    assert!(span <= Duration::from_millis(1500), "{span:?}");
+    assert!(attempts < 20, "{attempts} attempts");
     drop(azure);
 }
 

@@ -192,7 +192,6 @@ impl Shared {
 pub struct AzureLogs {
     tx: mpsc::UnboundedSender<LogRecord>,
     stop: oneshot::Sender<Instant>,
-    done: std::sync::mpsc::Receiver<()>,
     thread: thread::JoinHandle<()>,
     shared: Arc<Shared>,
 }
@@ -233,7 +232,6 @@ impl AzureLogs {
             .build()?;
         let (tx, rx) = mpsc::unbounded_channel();
         let (stop, stop_rx) = oneshot::channel();
-        let (done_tx, done) = std::sync::mpsc::sync_channel(1);
         let worker = Worker {
             limit: cfg.max_batch_bytes,
             flush_interval: cfg.flush_interval(),
@@ -253,15 +251,11 @@ impl AzureLogs {
         };
         let thread = thread::Builder::new()
             .name("mqscope-azure".into())
-            .spawn(move || {
-                rt.block_on(worker.run(rx, stop_rx));
-                let _ = done_tx.send(());
-            })?;
+            .spawn(move || rt.block_on(worker.run(rx, stop_rx)))?;
         tracing::info!(stream = %cfg.stream, "azure logs ingestion exporter started");
         Ok(AzureLogs {
             tx,
             stop,
-            done,
             thread,
             shared,
         })
@@ -293,18 +287,22 @@ impl AzureLogs {
         let AzureLogs {
             tx,
             stop,
-            done,
             thread,
             shared,
         } = self;
         let _ = stop.send(Instant::now() + timeout);
         drop(tx);
-        match done.recv_timeout(timeout + SHUTDOWN_GRACE) {
-            Ok(()) => {
-                let _ = thread.join();
-            }
-            // The thread ends on its own at its next await; not waited for.
-            Err(_) => tracing::warn!("azure logs exporter did not stop in time"),
+        // The worker honours the deadline itself; polling keeps this handle `Sync` (no
+        // std receiver) and costs nothing that matters at shutdown.
+        let give_up = std::time::Instant::now() + timeout + SHUTDOWN_GRACE;
+        while !thread.is_finished() && std::time::Instant::now() < give_up {
+            thread::sleep(Duration::from_millis(5));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
+        } else {
+            // It ends on its own at its next await; not waited for.
+            tracing::warn!("azure logs exporter did not stop in time");
         }
         shared.snapshot()
     }
@@ -621,6 +619,12 @@ mod tests {
             assert_eq!(AzureErrorKind::from_code(k.code()), Some(k));
         }
         assert_eq!(AzureErrorKind::from_code(8), None);
+    }
+
+    #[test]
+    fn handle_can_be_shared_between_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<AzureLogs>();
     }
 
     #[test]
