@@ -559,7 +559,7 @@ fn workload_identity_batches_retries_and_splits() {
     let azure = AzureLogs::start_with(&cfg, &no_env).expect("start");
     let want = ids("wi", 200);
     for id in &want {
-        // ~330 bytes of JSON each: 200 rows are ~66 KB, at least 17 requests of 4 KiB.
+        // 389 bytes of JSON each (Python's json.dumps of the same row, compact).
         assert!(azure.push(rec(id, 150)));
     }
     let got = server.wait_accepted(want.len(), Duration::from_secs(30));
@@ -578,14 +578,15 @@ fn workload_identity_batches_retries_and_splits() {
     assert!(gap >= Duration::from_secs(1), "retry after {gap:?}");
     // Split into several requests, each within the limit both ways.
     let accepted: Vec<&Ingest> = ingests.iter().filter(|i| i.status == 204).collect();
-    assert!(accepted.len() >= 17, "{} requests", accepted.len());
     for i in &ingests {
         assert!(i.body_len <= limit && i.raw_len <= limit, "{i:?}");
         assert!(i.body_len < i.raw_len, "gzip made it smaller: {i:?}");
     }
-    // Full batches go out full: all but the last accepted request carry > 3/4 of a limit.
-    for i in &accepted[..accepted.len() - 1] {
-        assert!(i.raw_len > limit * 3 / 4, "{i:?}");
+    // 10 rows make 10 * 389 + 9 commas + 2 brackets = 3901 bytes; 11 would be 4291 > 4096.
+    // So 20 full requests.
+    assert_eq!(accepted.len(), 20);
+    for i in &accepted {
+        assert_eq!((i.ids.len(), i.raw_len), (10, 3901), "{i:?}");
     }
     let stats = azure.shutdown(Duration::from_secs(2));
     assert_eq!(stats.rows_sent, 200);
