@@ -12,9 +12,11 @@
 //! | `broker_metrics` | `$SYS` broker metrics as `mqscope_broker_*` |
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
 //! | `event_log` | `LogRecord`: events and alert edges as flat log lines (OTLP logs, Azure rows) |
+//! | `azure` | `AzureLogs`: `LogRecord`s to the Azure Monitor Logs Ingestion API (batched, gzip, Entra ID token, retries) |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
 
 pub mod alerts;
+pub mod azure;
 mod broker_metrics;
 pub mod config;
 pub mod event_log;
