@@ -331,7 +331,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     let rules = RuleEngine::new(cfg.rules_config())
         .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?;
     let book = AlertBook::new(cfg.alerts.max_firing).with_generator_url(&cfg.alerts.generator_url);
-    let mut outputs = Outputs::new(book, receivers.clone(), Vec::new());
+    let mut logs: Vec<Box<dyn LogSink>> = Vec::new();
+    if cfg.azure_logs.enabled {
+        let a = crate::export::azure::AzureLogs::start(&cfg.azure_logs)
+            .map_err(|e| anyhow::anyhow!("azure_logs: {e}"))?;
+        tracing::info!(endpoint = %cfg.azure_logs.endpoint, stream = %cfg.azure_logs.stream, "Azure Monitor logs ingestion started");
+        logs.push(Box::new(a));
+    }
+    let mut outputs = Outputs::new(book, receivers.clone(), logs);
     if !receivers.is_empty() {
         outputs.restore(
             &cfg.alerts.spool_dir,

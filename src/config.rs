@@ -19,6 +19,7 @@ use crate::capture::FlowLimits;
 use crate::detect::rules::RulesConfig;
 use crate::dissect::DissectConfig;
 use crate::export::alerts::AlertsConfig;
+use crate::export::azure::AzureLogsConfig;
 use crate::input::BrokerInputConfig;
 use crate::observe::ObserveConfig;
 
@@ -40,6 +41,8 @@ pub struct Config {
     pub rules: RulesConfig,
     /// Where alerts from rules and detectors are delivered.
     pub alerts: AlertsConfig,
+    /// Events and alert edges to Azure Monitor Logs (Logs Ingestion API).
+    pub azure_logs: AzureLogsConfig,
 }
 
 /// Live capture and what of it is MQTT.
@@ -347,6 +350,15 @@ impl Config {
         for (key, m) in self.alerts.validate() {
             v.err(&key, m);
         }
+        // The exporter's sentences start with the key they are about.
+        for m in self.azure_logs.validate() {
+            let key = m
+                .split([' ', ':'])
+                .next()
+                .filter(|k| !k.is_empty() && k.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .map_or_else(|| "azure_logs".to_string(), |k| format!("azure_logs.{k}"));
+            v.err(&key, m);
+        }
         if !self.capture.enabled && self.broker.is_none() {
             v.err(
                 "capture.enabled",
@@ -486,7 +498,14 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
                 name.clone(),
                 if matches!(
                     name.as_str(),
-                    "capture" | "limits" | "observe" | "broker" | "http" | "rules" | "alerts"
+                    "capture"
+                        | "limits"
+                        | "observe"
+                        | "broker"
+                        | "http"
+                        | "rules"
+                        | "alerts"
+                        | "azure_logs"
                 ) {
                     format!("must be a table ([{name}])")
                 } else {
@@ -503,6 +522,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
             "http" => cfg.http = section_of(&name, section, &mut err),
             "rules" => cfg.rules = section_of(&name, section, &mut err),
             "alerts" => cfg.alerts = section_of(&name, section, &mut err),
+            "azure_logs" => cfg.azure_logs = section_of(&name, section, &mut err),
             _ => err(
                 name.clone(),
                 format!("unknown section (known: {})", SECTIONS.join(", ")),
@@ -512,8 +532,15 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
     Ok((cfg, lines, errs))
 }
 
-const SECTIONS: [&str; 7] = [
-    "capture", "limits", "observe", "broker", "http", "rules", "alerts",
+const SECTIONS: [&str; 8] = [
+    "capture",
+    "limits",
+    "observe",
+    "broker",
+    "http",
+    "rules",
+    "alerts",
+    "azure_logs",
 ];
 
 /// Deserializes one section key by key, so that every unknown key and every wrong type is

@@ -5,17 +5,61 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::detect::rules::RuleHit;
 use crate::export::LogRecord;
 use crate::export::alerts::{Alert, AlertBook, HitAlerts, Receiver, Timestamp, Transition};
+use crate::export::azure::AzureLogs;
+use crate::export::output_metrics::{OutputSeries, ReceiverSeries, SinkSeries};
 use crate::export::prometheus::AlertSeries;
 use crate::observe::Event;
 
 /// A log destination (OTLP logs, Azure Logs Ingestion). `push` must never block.
 pub trait LogSink: Send {
+    fn name(&self) -> &'static str;
     /// False when the record was dropped (the sink counts it).
     fn push(&self, rec: &LogRecord) -> bool;
+    /// Records delivered and records lost (queue full, rejected, retries exhausted...).
+    fn counts(&self) -> LogSinkCounts;
+    /// Sends what is queued, giving up after `timeout` (the rest is counted as dropped).
+    fn shutdown(self: Box<Self>, timeout: Duration) -> LogSinkCounts;
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct LogSinkCounts {
+    pub sent: u64,
+    pub dropped: u64,
+    /// Queued, not yet sent.
+    pub queued: u64,
+}
+
+impl LogSink for AzureLogs {
+    fn name(&self) -> &'static str {
+        "azure_logs"
+    }
+
+    fn push(&self, rec: &LogRecord) -> bool {
+        AzureLogs::push(self, rec.clone())
+    }
+
+    fn counts(&self) -> LogSinkCounts {
+        let s = self.stats();
+        LogSinkCounts {
+            sent: s.rows_sent,
+            dropped: s.rows_dropped,
+            queued: s.queued,
+        }
+    }
+
+    fn shutdown(self: Box<Self>, timeout: Duration) -> LogSinkCounts {
+        let s = AzureLogs::shutdown(*self, timeout);
+        LogSinkCounts {
+            sent: s.rows_sent,
+            dropped: s.rows_dropped,
+            queued: s.queued,
+        }
+    }
 }
 
 pub struct Outputs {
@@ -43,6 +87,8 @@ pub struct OutputStats {
     /// Alerts taken back from the last run (see [`Outputs::restore`]).
     pub alerts_restored: u64,
     pub state_write_errors: u64,
+    /// Per log sink (`azure_logs`, `otlp`): records sent, dropped, queued.
+    pub sinks: std::collections::BTreeMap<&'static str, LogSinkCounts>,
 }
 
 impl Outputs {
@@ -162,5 +208,67 @@ impl Outputs {
 
     pub fn series(&self) -> Vec<AlertSeries> {
         self.hits.series()
+    }
+
+    /// Receivers' and log sinks' counters for `/metrics`.
+    pub fn metrics(&self) -> OutputSeries {
+        let g = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        OutputSeries {
+            receivers: self
+                .receivers
+                .iter()
+                .map(|r| {
+                    let s = r.stats();
+                    ReceiverSeries {
+                        receiver: r.name().to_string(),
+                        delivered: g(&s.delivered),
+                        failed_attempts: g(&s.failed_attempts),
+                        rejected: g(&s.rejected),
+                        queue_full: g(&s.queue_full),
+                        spool_dropped: g(&s.spool_dropped),
+                        pending: g(&s.pending),
+                    }
+                })
+                .collect(),
+            sinks: self
+                .stats
+                .sinks
+                .iter()
+                .map(|(name, c)| SinkSeries {
+                    sink: (*name).to_string(),
+                    sent: c.sent,
+                    dropped: c.dropped,
+                    queued: c.queued,
+                })
+                .collect(),
+        }
+    }
+
+    /// Reads the log sinks' counters into `stats.sinks`.
+    pub fn refresh_sink_counts(&mut self) {
+        for s in &self.logs {
+            self.stats.sinks.insert(s.name(), s.counts());
+        }
+    }
+
+    /// Flushes every log sink, all within `timeout`; their final counts stay in
+    /// `stats.sinks`.
+    pub fn shutdown(&mut self, timeout: Duration) {
+        let deadline = std::time::Instant::now() + timeout;
+        for s in std::mem::take(&mut self.logs) {
+            let name = s.name();
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let c = s.shutdown(left);
+            if c.queued > 0 || c.dropped > 0 {
+                tracing::warn!(
+                    sink = name,
+                    sent = c.sent,
+                    dropped = c.dropped,
+                    unsent = c.queued,
+                    "log sink closed with losses"
+                );
+            }
+            self.stats.sinks.insert(name, c);
+        }
     }
 }

@@ -47,6 +47,10 @@ pub(super) struct Processor {
     pub(super) metrics: Arc<MetricsState>,
 }
 
+/// At shutdown, how long the log sinks (Azure, OTLP) get to send what they hold; within
+/// the whole shutdown bound.
+const LOG_FLUSH: Duration = Duration::from_secs(2);
+
 /// Last values seen by the drop warning.
 #[derive(Default)]
 struct DropWatch {
@@ -124,6 +128,10 @@ impl Processor {
             .finish(self.frame_no, self.last_ts_ns, &mut self.pipe);
         self.pipe.finish();
         self.warn_drops(&mut warned);
+        // The last alert edges go to the log sinks before they are flushed.
+        self.pipe.pass_events();
+        self.pipe.sync_alerts(now_ns());
+        self.pipe.outputs.shutdown(LOG_FLUSH);
         let snap = self.publish(true);
         tracing::info!(
             frames = snap.dissect.frames,
@@ -153,6 +161,7 @@ impl Processor {
         self.pipe.pass_events();
         let at_ns = now_ns();
         self.pipe.sync_alerts(at_ns);
+        self.pipe.outputs.refresh_sink_counts();
         let snap = Arc::new(AppSnapshot {
             at_ns,
             started_ns: self.started_ns,
@@ -206,6 +215,7 @@ impl Processor {
         });
         m.events = Some(self.pipe.tally.clone());
         m.alerts = self.pipe.outputs.series();
+        m.outputs = Some(self.pipe.outputs.metrics());
         if let Some(b) = &snap.broker {
             m.brokers = b.nodes.clone();
         }

@@ -13,6 +13,7 @@
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
 //! | `event_log` | `LogRecord`: events and alert edges as flat log lines (OTLP logs, Azure rows) |
 //! | `azure` | `AzureLogs`: `LogRecord`s to the Azure Monitor Logs Ingestion API (batched, gzip, Entra ID token, retries) |
+//! | `output_metrics` | alert receivers' and log sinks' delivery counters |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
 
 pub mod alerts;
@@ -22,6 +23,7 @@ pub mod config;
 pub mod event_log;
 pub mod hist;
 pub mod http;
+pub mod output_metrics;
 pub mod prometheus;
 pub mod series;
 pub mod state;

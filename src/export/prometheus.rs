@@ -56,6 +56,8 @@ pub struct MetricsInput<'a> {
     pub events: Option<&'a EventTally>,
     pub brokers: &'a [BrokerMetrics],
     pub alerts: &'a [AlertSeries],
+    /// Alert receivers' and log sinks' counters (live `run` only).
+    pub outputs: Option<&'a super::output_metrics::OutputSeries>,
 }
 
 /// Renders the exposition text. Pure: same input, same text.
@@ -85,6 +87,9 @@ pub fn render(input: &MetricsInput<'_>) -> String {
         );
     }
     f.push(a);
+    if let Some(o) = input.outputs {
+        super::output_metrics::outputs(&mut f, o);
+    }
     let mut out = String::new();
     // Cannot fail: every family pushed has a name and at least one series.
     let _ = TextEncoder::new().encode_utf8(&f.done, &mut out);

@@ -12,6 +12,7 @@ use crate::dissect::DissectStats;
 use crate::observe::{Observer, ObserverSnapshot};
 
 use super::config::PrometheusConfig;
+use super::output_metrics::OutputSeries;
 use super::prometheus::{AlertSeries, KernelDrops, MetricsInput, render};
 use super::series::ObserverSeries;
 use super::tally::EventTally;
@@ -26,6 +27,7 @@ pub struct MetricsSnapshot {
     pub events: Option<EventTally>,
     pub brokers: Vec<BrokerMetrics>,
     pub alerts: Vec<AlertSeries>,
+    pub outputs: Option<OutputSeries>,
 }
 
 impl MetricsSnapshot {
@@ -67,6 +69,7 @@ impl MetricsSnapshot {
             events: self.events.as_ref(),
             brokers: &self.brokers,
             alerts: &self.alerts,
+            outputs: self.outputs.as_ref(),
         }
     }
 }
