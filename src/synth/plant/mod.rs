@@ -84,7 +84,7 @@ impl Default for PlantConfig {
             seed: 0x706c_616e_7431,
             v5_share: 0.4,
             cellular_share: 0.15,
-            reconnects_per_hour: 0.02,
+            reconnects_per_hour: 0.03,
             half_open_share: 0.0,
             start_unix_ns: 1_704_096_000_000_000_000, // 2024-01-01T08:00:00Z
             ts_resolution: TsResolution::Micros,
