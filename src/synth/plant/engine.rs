@@ -505,7 +505,8 @@ impl<W: Write> Sim<'_, W> {
             return Ok(());
         }
         if !conn.quiet() {
-            self.at(now + 30 * MS, Ev::Drop(d));
+            // Bounded by the capture end: a connection that never goes quiet is not dropped.
+            self.at_before_end(now + 30 * MS, Ev::Drop(d));
             return Ok(());
         }
         let cellular = self.plant.devices[d as usize].cellular;
