@@ -5,6 +5,10 @@
 //! - `MQSCOPE_BENCH_PACKETS` (default 1 000 000): target MQTT packets in the capture.
 //! - `MQSCOPE_BENCH_SKIP_TSHARK=1`: time mqscope only (tshark takes minutes).
 //! - `MQSCOPE_BENCH_BIN`: use this mqscope binary instead of the one cargo built.
+//! - `MQSCOPE_BENCH_PLANT_S` (e.g. 1800): also time decode-only against full observation
+//!   on the plant scenario of that many seconds (`synth-capture --scenario plant`: 200
+//!   devices, fan-out to historians, SCADA, a bridge), whose observation work (fan-out
+//!   matching, per-topic periods) the mix capture does not exercise. Printed only.
 //!
 //! The capture is cached in `target/bench-data/` keyed by packet count, seed and
 //! generator version, with its ground truth next to it (`.truth.json`).
@@ -12,6 +16,9 @@
 //! is missed; a tshark count mismatch is reported loudly but does not fail the run
 //! (tshark is the reference for *validity*, checked exactly by tests/synth_tshark.rs).
 
+use mqscope::synth::plant::{
+    PLANT_GENERATOR_VERSION, PlantConfig, PlantSummary, write_plant_capture,
+};
 use mqscope::synth::{GENERATOR_VERSION, SynthConfig, SynthSummary, write_capture};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, Read};
@@ -191,11 +198,106 @@ fn main() -> ExitCode {
         }
         _ => ok &= verdict("replay with full observation (no valid run)", false),
     }
+    if let Some(secs) = std::env::var("MQSCOPE_BENCH_PLANT_S")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        ok &= plant_observation(&bin, &dir, secs, runs);
+    }
     if ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedPlant {
+    generator_version: u32,
+    config: PlantConfig,
+    summary: PlantSummary,
+}
+
+/// Decode-only vs full observation on the plant capture (cached like the mix one).
+/// Fails only if a replay fails or miscounts; the cost ratio is printed.
+fn plant_observation(bin: &Path, dir: &Path, secs: u64, runs: u32) -> bool {
+    let cfg = PlantConfig {
+        duration_s: secs,
+        ..PlantConfig::default()
+    };
+    let stem = format!("plant-{secs}-{:x}-v{PLANT_GENERATOR_VERSION}", cfg.seed);
+    let pcap = dir.join(format!("{stem}.pcap"));
+    let truth_path = dir.join(format!("{stem}.truth.json"));
+    let cached = std::fs::read_to_string(&truth_path)
+        .ok()
+        .and_then(|t| serde_json::from_str::<CachedPlant>(&t).ok())
+        .filter(|c| {
+            c.generator_version == PLANT_GENERATOR_VERSION
+                && c.config == cfg
+                && std::fs::metadata(&pcap).map(|m| m.len()).ok() == Some(c.summary.file_bytes)
+        });
+    let truth = match cached {
+        Some(c) => c.summary,
+        None => {
+            let t = Instant::now();
+            let s = match write_plant_capture(&pcap, &cfg) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("!!! generating the plant capture failed: {e}");
+                    return false;
+                }
+            };
+            println!(
+                "plant          generated in {:.2} s",
+                t.elapsed().as_secs_f64()
+            );
+            let c = CachedPlant {
+                generator_version: PLANT_GENERATOR_VERSION,
+                config: cfg.clone(),
+                summary: s.clone(),
+            };
+            if let Ok(json) = serde_json::to_string_pretty(&c) {
+                let _ = std::fs::write(&truth_path, json);
+            }
+            s
+        }
+    };
+    println!(
+        "plant          {}: {:.1} MB, {} frames, {} MQTT packets, {} deliveries by the broker",
+        pcap.display(),
+        truth.file_bytes as f64 / 1e6,
+        truth.frames,
+        truth.mqtt_packets,
+        truth.forwarded
+    );
+    warm_page_cache(&pcap);
+    let json = dir.join("replay-summary-plant.json");
+    let decode = time_mqscope(
+        bin,
+        &["--no-observe"],
+        &json,
+        &pcap,
+        runs,
+        "plant decode-only",
+    );
+    let decode_ok = decode.is_some()
+        && check_counts(&json, truth.mqtt_packets, &truth.by_type)
+            .map_err(|e| eprintln!("!!! plant decode-only: {e}"))
+            .is_ok();
+    let observe = time_mqscope(bin, &[], &json, &pcap, runs, "plant with observation");
+    let observe_ok = observe.is_some()
+        && check_counts(&json, truth.mqtt_packets, &truth.by_type)
+            .map_err(|e| eprintln!("!!! plant with observation: {e}"))
+            .is_ok();
+    if let (true, true, Some((_, d)), Some((_, o))) = (decode_ok, observe_ok, decode, observe) {
+        let ratio = o.as_secs_f64() / d.as_secs_f64().max(1e-9);
+        println!(
+            "plant          observation costs {ratio:.2}x decode-only CPU (+{:.0} %), {:.0} packets/s (cpu)",
+            (ratio - 1.0) * 100.0,
+            truth.mqtt_packets as f64 / o.as_secs_f64().max(1e-9)
+        );
+    }
+    decode_ok && observe_ok
 }
 
 /// Best (least disturbed) of `runs` runs of `mqscope replay --format none` with `extra`
@@ -301,6 +403,10 @@ fn warm_page_cache(path: &Path) {
 /// Compares the replay's `--summary-json` with the truth: `mqtt_packets` and every
 /// entry of `packets_by_type`.
 fn check_mqscope(path: &Path, truth: &SynthSummary) -> Result<(), String> {
+    check_counts(path, truth.mqtt_packets, &truth.by_type)
+}
+
+fn check_counts(path: &Path, mqtt_packets: u64, by_type_truth: &[u64; 16]) -> Result<(), String> {
     let text =
         std::fs::read_to_string(path).map_err(|e| format!("reading {}: {e}", path.display()))?;
     let v: serde_json::Value =
@@ -310,18 +416,15 @@ fn check_mqscope(path: &Path, truth: &SynthSummary) -> Result<(), String> {
         .and_then(|x| x.as_u64())
         .ok_or("summary json has no numeric mqtt_packets")?;
     let mut problems = Vec::new();
-    if total != truth.mqtt_packets {
-        problems.push(format!(
-            "mqtt_packets {total} != truth {}",
-            truth.mqtt_packets
-        ));
+    if total != mqtt_packets {
+        problems.push(format!("mqtt_packets {total} != truth {mqtt_packets}"));
     }
     let by_type = v
         .get("packets_by_type")
         .and_then(|x| x.as_object())
         .ok_or("summary json has no packets_by_type object")?;
     for t in mqscope::mqtt::PacketType::ALL {
-        let want = truth.by_type[t as usize];
+        let want = by_type_truth[t as usize];
         let got = by_type.get(t.name()).and_then(|x| x.as_u64()).unwrap_or(0);
         if got != want {
             problems.push(format!("{}: {got} != truth {want}", t.name()));

@@ -166,14 +166,37 @@ struct ReplayArgs {
 struct SynthArgs {
     /// Output pcap file.
     out: PathBuf,
-    /// Number of MQTT control packets to generate (approximately; the summary says exactly).
+    /// mix: a packet budget of every MQTT feature (decode benchmark); plant: normal plant
+    /// traffic over time, with fan-out, as the broker's capture sees it.
+    #[arg(long, value_enum, default_value_t = Scenario::Mix)]
+    scenario: Scenario,
+    /// mix: number of MQTT control packets to generate (approximately; the summary says exactly).
     #[arg(long, default_value_t = 10_000)]
     packets: u64,
-    /// Concurrent connections.
+    /// mix: concurrent connections.
     #[arg(long, default_value_t = 200)]
     connections: u32,
+    /// plant: capture length in seconds.
+    #[arg(long, default_value_t = 1800)]
+    duration: u64,
+    /// plant: number of devices.
+    #[arg(long, default_value_t = 200)]
+    devices: u32,
+    /// plant: network blips per device and hour (cellular devices 4x).
+    #[arg(long)]
+    reconnects_per_hour: Option<f64>,
+    /// plant: share of blips that leave a half-open connection (the reconnect takes the
+    /// session over).
+    #[arg(long)]
+    half_open_share: Option<f64>,
     #[arg(long, default_value_t = 1)]
     seed: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    Mix,
+    Plant,
 }
 
 #[derive(clap::Args, Debug)]
@@ -535,6 +558,9 @@ fn spawn_metrics_server(
 }
 
 fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
+    if a.scenario == Scenario::Plant {
+        return run_synth_plant(&a);
+    }
     let cfg = crate::synth::SynthConfig {
         packets: a.packets,
         connections: a.connections,
@@ -544,6 +570,48 @@ fn run_synth(a: SynthArgs) -> anyhow::Result<ExitCode> {
     let s = crate::synth::write_capture(&a.out, &cfg)
         .with_context(|| format!("writing {}", a.out.display()))?;
     eprintln!("wrote {}: {:?}", a.out.display(), s);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_synth_plant(a: &SynthArgs) -> anyhow::Result<ExitCode> {
+    use crate::synth::plant::{PlantConfig, write_plant_capture};
+    let d = PlantConfig::default();
+    let cfg = PlantConfig {
+        duration_s: a.duration,
+        devices: a.devices,
+        seed: a.seed,
+        reconnects_per_hour: a.reconnects_per_hour.unwrap_or(d.reconnects_per_hour),
+        half_open_share: a.half_open_share.unwrap_or(d.half_open_share),
+        ..d
+    };
+    let shares_ok = (0.0..=1.0).contains(&cfg.half_open_share)
+        && cfg.reconnects_per_hour.is_finite()
+        && cfg.reconnects_per_hour >= 0.0;
+    if cfg.duration_s == 0 || cfg.duration_s > 7 * 86_400 || cfg.devices == 0 || !shares_ok {
+        eprintln!(
+            "mqscope: --duration must be 1..=604800 s, --devices at least 1, \
+             --reconnects-per-hour >= 0, --half-open-share in [0, 1]"
+        );
+        return Ok(ExitCode::from(EXIT_USAGE));
+    }
+    let t = std::time::Instant::now();
+    let s = write_plant_capture(&a.out, &cfg)
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    eprintln!(
+        "wrote {} in {:.2}s: {} frames, {:.1} MB, {} MQTT packets, {} clients, {} topics, \
+         {} connections ({} reconnects), {:.0}s",
+        a.out.display(),
+        t.elapsed().as_secs_f64(),
+        s.frames,
+        s.file_bytes as f64 / 1e6,
+        s.mqtt_packets,
+        s.clients,
+        s.topics,
+        s.connections,
+        s.reconnects,
+        (s.last_ts_ns - s.first_ts_ns) as f64 / 1e9
+    );
+    eprintln!("{}", serde_json::to_string(&s)?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,6 +10,11 @@ use tokio::task::JoinHandle;
 use super::client::{ClientSpec, start};
 use super::{SimConfig, SimCounters};
 
+/// Rounds of SUBSCRIBE + QoS 1 PUBLISH + QoS 2 PUBLISH on the ACL-denied topic (200 ms
+/// apart): 12 refused publishes from the MQTT 5 client, over twice the default
+/// `acl_denials` threshold of 5 in 60 s.
+const ACL_ATTEMPTS: u32 = 6;
+
 fn spec(cfg: &SimConfig, id: String, v5: bool, keep_alive_secs: u64) -> ClientSpec {
     ClientSpec {
         host: cfg.host.clone(),
@@ -66,26 +71,41 @@ pub(super) fn spawn_all(
     if let Some(topic) = m.acl_topic.clone() {
         let (cfg, counters) = (cfg.clone(), counters.clone());
         tasks.push(tokio::spawn(async move {
-            // One 3.1.1 and one MQTT 5 client: brokers answer each differently.
+            // One 3.1.1 and one MQTT 5 client, side by side, probe the topic the way a
+            // script looking for access does: again and again. What the wire shows
+            // differs by broker and version. Mosquitto's acl_file does not check
+            // subscriptions at all (SUBACK grants; delivery is what it filters) and
+            // acknowledges a denied 3.1.1 PUBLISH as if accepted, so only the MQTT 5
+            // client's QoS 1/2 publishes come back refused (PUBACK/PUBREC 0x87). EMQX
+            // also refuses the SUBSCRIBE (3.1.1 0x80, MQTT 5 0x87). Repeating is what
+            // makes it a burst for `acl_denial_burst`, not a typo.
+            let mut probes = Vec::new();
             for v5 in [false, true] {
-                let (client, task) = start(
-                    &spec(&cfg, format!("intruder-{}", u8::from(v5)), v5, 30),
-                    true,
-                );
-                counters.connections.fetch_add(1, Ordering::Relaxed);
-                if client.subscribe(&topic, 1).await {
-                    counters.subscribes.fetch_add(1, Ordering::Relaxed);
-                }
-                if client
-                    .publish(&topic, 1, false, b"{\"cmd\":\"open-valve\"}".to_vec())
-                    .await
-                {
-                    counters.publishes.fetch_add(1, Ordering::Relaxed);
-                }
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                client.disconnect().await;
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                task.abort();
+                let (cfg, counters, topic) = (cfg.clone(), counters.clone(), topic.clone());
+                probes.push(tokio::spawn(async move {
+                    let id = format!("intruder-{}", u8::from(v5));
+                    let (client, task) = start(&spec(&cfg, id, v5, 30), true);
+                    counters.connections.fetch_add(1, Ordering::Relaxed);
+                    for _ in 0..ACL_ATTEMPTS {
+                        if client.subscribe(&topic, 1).await {
+                            counters.subscribes.fetch_add(1, Ordering::Relaxed);
+                        }
+                        for qos in [1, 2] {
+                            let cmd = b"{\"cmd\":\"open-valve\"}".to_vec();
+                            if client.publish(&topic, qos, false, cmd).await {
+                                counters.publishes.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    client.disconnect().await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    task.abort();
+                }));
+            }
+            for p in probes {
+                let _ = p.await;
             }
         }));
     }

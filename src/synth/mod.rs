@@ -17,6 +17,8 @@
 //! - `content`: ISA-95 topics and payload pools.
 //! - `behave`: the MQTT conversation (what each side sends when).
 //! - `traffic`: the simulation loop tying it together.
+//! - `plant`: a second scenario, normal plant traffic with realistic timing and
+//!   fan-out as the broker's capture sees it (`synth-capture --scenario plant`).
 
 mod behave;
 mod conn;
@@ -24,6 +26,7 @@ mod content;
 pub mod fanout;
 mod frame;
 pub mod pcap_writer;
+pub mod plant;
 mod rng;
 mod sched;
 mod tcp;
