@@ -23,6 +23,14 @@ pub struct RulesConfig {
     /// reconnect_storm: this many CONNECTs for one client id within `reconnect_window_s`.
     pub reconnects: u32,
     pub reconnect_window_s: u64,
+    /// client_takeover: a client id taking over a connection that sent something within
+    /// this many ms before (it was alive: a duplicate id or a hijack), or...
+    pub takeover_active_ms: u64,
+    /// ...this many takeovers of one client id within `takeover_window_s` (two live
+    /// clients fighting over it). A single takeover of a silent connection is a device
+    /// back from a dead link: an event, not an alert.
+    pub takeovers: u32,
+    pub takeover_window_s: u64,
     /// slowite: a CONNECT asking for a keepalive of at least this many seconds...
     pub slowite_keepalive_s: u16,
     /// ...whose connection then stays silent (nothing from the client) this long. 0: flag
@@ -68,6 +76,9 @@ impl Default for RulesConfig {
             admin_clients: Vec::new(),
             reconnects: 10,
             reconnect_window_s: 60,
+            takeover_active_ms: 1000,
+            takeovers: 3,
+            takeover_window_s: 60,
             slowite_keepalive_s: 3600,
             slowite_idle_s: 0,
             zero_keepalive_idle_s: 600,
@@ -97,6 +108,7 @@ impl RulesConfig {
             ("reconnects", self.reconnects),
             ("retained_topics", self.retained_topics),
             ("violations", self.violations),
+            ("takeovers", self.takeovers),
         ] {
             if v == 0 || v > MAX_COUNT_THRESHOLD {
                 errs.push(format!(
@@ -111,6 +123,7 @@ impl RulesConfig {
             ("flood_window_s", self.flood_window_s),
             ("retained_window_s", self.retained_window_s),
             ("violation_window_s", self.violation_window_s),
+            ("takeover_window_s", self.takeover_window_s),
         ] {
             if v == 0 || v > 86_400 {
                 errs.push(format!(

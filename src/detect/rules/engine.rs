@@ -48,6 +48,7 @@ pub struct RuleEngine {
     acl_by_client: BoundedTable<String, CountWindow>,
     violations_by_client: BoundedTable<String, CountWindow>,
     connects_by_id: BoundedTable<Vec<u8>, CountWindow>,
+    takeovers_by_id: BoundedTable<String, CountWindow>,
     last_tick_ns: u64,
     now_ns: u64,
     events_seen: u64,
@@ -113,6 +114,7 @@ impl RuleEngine {
             acl_by_client: BoundedTable::new(k),
             violations_by_client: BoundedTable::new(k),
             connects_by_id: BoundedTable::new(k),
+            takeovers_by_id: BoundedTable::new(k),
             cfg,
             last_tick_ns: 0,
             now_ns: 0,
@@ -138,7 +140,8 @@ impl RuleEngine {
                 + self.auth_by_user.evicted
                 + self.acl_by_client.evicted
                 + self.violations_by_client.evicted
-                + self.connects_by_id.evicted,
+                + self.connects_by_id.evicted
+                + self.takeovers_by_id.evicted,
             flows_evicted: self.flows.evicted,
             active_evicted: self.alerts.active_evicted(),
             hits_dropped: self.alerts.hits_dropped,
@@ -326,24 +329,66 @@ impl RuleEngine {
             EventKind::ClientTakeover => {
                 let key = event_key(e);
                 let from = e.client_addr.map_or("?".to_string(), |a| a.to_string());
-                let f = Finding {
-                    rule: "client_takeover",
-                    severity: Severity::High,
-                    first_ts_ns: e.ts_ns,
-                    ts_ns: e.ts_ns,
-                    count: 1,
-                    more: 1,
-                    evidence: vec![ev(
+                // A device back from a dead (half-open) link takes its own session over:
+                // routine on cellular and Wi-Fi, its old connection silent since the link
+                // went. Suspicious is a takeover of a connection that was demonstrably
+                // alive, or takeovers that repeat (two live clients fighting over an id:
+                // a duplicate id or a hijacker and its victim).
+                let quiet_ns = self.old_connection_quiet(e);
+                let (w, n) = (secs(cfg.takeover_window_s), cfg.takeovers);
+                let repeated =
+                    crossed(&mut self.takeovers_by_id, &key, e.ts_ns, w, n, "takeover");
+                let alive = quiet_ns
+                    .is_none_or(|q| q <= cfg.takeover_active_ms.saturating_mul(1_000_000));
+                if alive || repeated.is_some() {
+                    let why = match (quiet_ns, &repeated) {
+                        (_, Some(_)) => format!("{n} takeovers within {}s", cfg.takeover_window_s),
+                        (Some(q), None) => {
+                            format!("its connection was active {} ms before", q / 1_000_000)
+                        }
+                        (None, None) => "its earlier connection was not seen".to_string(),
+                    };
+                    let (first, mut evidence) = repeated.unwrap_or((e.ts_ns, Vec::new()));
+                    evidence.push(ev(
                         e.ts_ns,
                         format!("from {from} ({})", e.detail.unwrap_or("")),
-                    )],
-                    summary: format!("{key} connected again from {from} while connected"),
-                    key,
-                };
-                self.alerts.raise(f);
+                    ));
+                    self.alerts.raise(Finding {
+                        rule: "client_takeover",
+                        severity: Severity::High,
+                        first_ts_ns: first,
+                        ts_ns: e.ts_ns,
+                        count: 1,
+                        more: 1,
+                        evidence,
+                        summary: format!(
+                            "{key} connected again from {from} while connected ({why})"
+                        ),
+                        key,
+                    });
+                }
             }
             _ => {}
         }
+    }
+
+    /// How long the taken-over connection had been silent (client to broker) when `e`
+    /// (a takeover) happened: the latest activity of the other flows of the same client
+    /// id. `None` when no earlier connection is known (it began before the capture).
+    /// A scan of the flow table, which is capped; takeovers are rare events.
+    fn old_connection_quiet(&self, e: &Event) -> Option<u64> {
+        let id = e.client_id.as_deref()?;
+        let id = &id[..id.floor_char_boundary(128)];
+        self.flows
+            .iter()
+            .filter(|(_, f)| {
+                f.client_id.as_deref() == Some(id)
+                    && f.connect_ts < e.ts_ns
+                    && Some(f.client) != e.client_addr
+            })
+            .map(|(_, f)| f.last_c2s_ts)
+            .max()
+            .map(|last| e.ts_ns.saturating_sub(last))
     }
 
     pub fn on_record(&mut self, rec: &MqttRecord<'_>) {

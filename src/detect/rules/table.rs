@@ -69,6 +69,10 @@ impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
         self.map.retain(|k, (v, _)| f(k, v));
     }
 
+    pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.map.iter().map(|(k, (v, _))| (k, v))
+    }
+
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {
         self.map.iter_mut().map(|(k, (v, _))| (k, v))
     }

@@ -479,3 +479,41 @@ fn tables_are_capped_and_count_evictions() {
     assert_eq!(e.hits().len(), 2);
     assert_eq!(e.counters().hits_dropped, 8);
 }
+
+/// A device back from a dead link takes its silent session over: no alert; the same id
+/// taken over again and again within the window (two live clients): alert. A takeover of a
+/// connection that spoke 300 ms before: alert at once.
+#[test]
+fn takeover_of_a_silent_connection_alerts_only_when_it_repeats() {
+    let mut e = engine(RulesConfig::default());
+    let old = flow(1, 5000);
+    e.on_record(&rec(&old, 0, Direction::C2S, connect("dev-7", 30)));
+    e.on_record(&rec(&old, S, Direction::C2S, publish("t", b"1", false)));
+    // Link dead at 1 s; back 6 s later from port 4000 (a new address).
+    let newer = flow(2, 4000);
+    e.on_record(&rec(&newer, 7 * S, Direction::C2S, connect("dev-7", 30)));
+    e.on_event(&event(7 * S, EventKind::ClientTakeover, 4000, "dev-7", "u"));
+    assert!(fired(&e, "client_takeover").is_empty());
+    // Two clients fighting over the id (each kicked one comes back at once): the third
+    // takeover within 60 s fires.
+    let third = flow(3, 5001);
+    e.on_record(&rec(&third, 9 * S, Direction::C2S, connect("dev-7", 30)));
+    e.on_event(&event(9 * S, EventKind::ClientTakeover, 5001, "dev-7", "u"));
+    assert!(fired(&e, "client_takeover").is_empty());
+    let fourth = flow(4, 4001);
+    e.on_record(&rec(&fourth, 11 * S, Direction::C2S, connect("dev-7", 30)));
+    e.on_event(&event(11 * S, EventKind::ClientTakeover, 4001, "dev-7", "u"));
+    let h = fired(&e, "client_takeover");
+    assert_eq!(h.len(), 1);
+    assert_eq!(h[0].first_ts_ns, 7 * S);
+    assert!(h[0].summary.contains("3 takeovers within 60s"), "{}", h[0].summary);
+
+    let mut e = engine(RulesConfig::default());
+    e.on_record(&rec(&old, 0, Direction::C2S, connect("dev-8", 30)));
+    e.on_record(&rec(&old, 4_700_000_000, Direction::C2S, publish("t", b"1", false)));
+    e.on_record(&rec(&newer, 5 * S, Direction::C2S, connect("dev-8", 30)));
+    e.on_event(&event(5 * S, EventKind::ClientTakeover, 4000, "dev-8", "u"));
+    let h = fired(&e, "client_takeover");
+    assert_eq!(h.len(), 1, "an alive connection taken over");
+    assert!(h[0].summary.contains("active 300 ms before"), "{}", h[0].summary);
+}
