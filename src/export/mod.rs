@@ -13,6 +13,7 @@
 //! | `state` | `MetricsSnapshot` (owned) and `MetricsState` (latest snapshot + readiness, shared) |
 //! | `event_log` | `LogRecord`: events and alert edges as flat log lines (OTLP logs, Azure rows) |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
+//! | `otlp` | `OtlpExporter`: the same metrics and every `LogRecord` over OTLP (gRPC or HTTP/protobuf) |
 
 pub mod alerts;
 mod broker_metrics;
@@ -20,6 +21,7 @@ pub mod config;
 pub mod event_log;
 pub mod hist;
 pub mod http;
+pub mod otlp;
 pub mod prometheus;
 pub mod series;
 pub mod state;
