@@ -224,8 +224,8 @@ impl OtlpExporter {
 
     /// Sends what is queued and a last metrics export, returning within `timeout`
     /// whatever the collector does. A thread still busy then is left to end on its own
-    /// (its work is bounded by the same deadline).
-    pub fn shutdown(mut self, timeout: Duration) {
+    /// (its work is bounded by the same deadline). Returns the final counters.
+    pub fn shutdown(mut self, timeout: Duration) -> OtlpStats {
         let started = Instant::now();
         // Closing the channel first: nothing new arrives while the queue drains.
         self.tx = None;
@@ -254,6 +254,7 @@ impl OtlpExporter {
             metric_exports = s.metric_exports,
             "OTLP export stopped"
         );
+        s
     }
 }
 

@@ -259,8 +259,12 @@ fn grpc_metadata(h: &[(String, crate::export::alerts::Secret)]) -> Result<Metada
     for (k, v) in h {
         let key = AsciiMetadataKey::from_bytes(k.as_bytes())
             .map_err(|_| format!("headers.{k}: not a valid gRPC metadata name"))?;
+        // gRPC allows printable ASCII only (Go servers refuse anything else).
+        let ascii = v.expose().bytes().all(|b| (0x20..=0x7e).contains(&b));
         let mut val = AsciiMetadataValue::try_from(v.expose())
-            .map_err(|_| format!("headers.{k}: gRPC metadata values must be visible ASCII"))?;
+            .ok()
+            .filter(|_| ascii)
+            .ok_or_else(|| format!("headers.{k}: gRPC metadata values must be printable ASCII"))?;
         val.set_sensitive(true);
         m.append(key, val);
     }
