@@ -1057,3 +1057,91 @@ fn start_reports_configuration_problems() {
     assert!(e.contains("headers.x-key"), "{e}");
     assert!(!e.contains("s3cret"), "the value leaked: {e}");
 }
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The collector config, read by PyYAML (comes with `kubernetes-validate`, installed by
+/// scripts/setup-debian.sh). The collector binary is not available: this checks the shape
+/// mqscope relies on, not the collector's own validation.
+#[test]
+fn collector_config_shape() {
+    let path = root().join("deploy/otel-collector/collector.yaml");
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sys, json, yaml; json.dump(yaml.safe_load(open(sys.argv[1])), sys.stdout)",
+        ])
+        .arg(&path)
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "PyYAML cannot read {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &c["receivers"]["otlp"]["protocols"];
+    assert_eq!(p["grpc"]["endpoint"], "0.0.0.0:4317");
+    assert_eq!(p["http"]["endpoint"], "0.0.0.0:4318");
+    assert_eq!(
+        c["exporters"]["azuremonitor"]["connection_string"],
+        "${env:APPLICATIONINSIGHTS_CONNECTION_STRING}"
+    );
+    for signal in ["metrics", "logs"] {
+        let pl = &c["service"]["pipelines"][signal];
+        let list = |k: &str| -> Vec<String> {
+            pl[k]
+                .as_array()
+                .unwrap_or_else(|| panic!("{signal}.{k}"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_string())
+                .collect()
+        };
+        assert!(list("receivers").contains(&"otlp".to_string()), "{signal}");
+        assert!(
+            list("exporters").contains(&"azuremonitor".to_string()),
+            "{signal}"
+        );
+        // Every component a pipeline names is defined.
+        for (kind, names) in [
+            ("receivers", list("receivers")),
+            ("processors", list("processors")),
+            ("exporters", list("exporters")),
+        ] {
+            for n in names {
+                assert!(c[kind].get(&n).is_some(), "{signal}: {kind}.{n} undefined");
+            }
+        }
+    }
+    for e in c["service"]["extensions"].as_array().unwrap() {
+        assert!(c["extensions"].get(e.as_str().unwrap()).is_some(), "{e}");
+    }
+}
+
+/// The `[otlp]` example in the collector README is a valid section for mqscope.
+#[test]
+fn readme_example_section_parses() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        otlp: OtlpConfig,
+    }
+    let readme = std::fs::read_to_string(root().join("deploy/otel-collector/README.md")).unwrap();
+    let block = readme
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let f: File = toml::from_str(block).expect("the example parses");
+    let c = f.otlp;
+    assert!(c.enabled);
+    assert_eq!(c.protocol, Protocol::Grpc);
+    assert_eq!(c.export_interval_ms, 15_000);
+    assert!(c.resource.contains_key("k8s.pod.name"));
+    // Only the example's environment variables may be missing here.
+    for e in c.validate() {
+        assert!(e.contains("environment variable"), "{e}");
+    }
+}
