@@ -943,8 +943,8 @@ fn receiver_down_never_blocks() {
     }
 }
 
-/// A collector that accepts connections and never answers: exports hang until their
-/// timeout, yet `log` returns at once and shutdown keeps its bound.
+/// A collector that accepts connections and never answers: exports hang (their timeout
+/// is 10 s), yet `log` returns at once and shutdown keeps its bound.
 #[test]
 fn hung_receiver_does_not_hold_shutdown() {
     let rec = alert_record();
@@ -968,13 +968,15 @@ fn hung_receiver_does_not_hold_shutdown() {
             t.elapsed()
         );
         let t = Instant::now();
-        let fin = exp.shutdown(Duration::from_millis(400));
+        let fin = exp.shutdown(Duration::from_secs(1));
         assert!(
-            t.elapsed() < Duration::from_millis(600),
+            t.elapsed() < Duration::from_millis(1300),
             "{:?}",
             t.elapsed()
         );
-        assert_eq!(fin.logs_sent, 0);
+        // The exporter gave up the hung export, tried the queue once more within the
+        // deadline and accounted for every record before shutdown returned.
+        assert_eq!((fin.logs_sent, fin.logs_failed), (0, 100), "{protocol:?}");
     }
     drop(silent);
 }

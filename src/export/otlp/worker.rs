@@ -129,12 +129,22 @@ impl Worker {
             let due = batch.due;
             tokio::select! {
                 biased;
-                r = &mut stop => break r.unwrap_or_else(|_| Instant::now() + Duration::from_secs(1)),
+                r = &mut stop => break stop_at(r),
+                // An export in flight gives way to a stop request: the data is sent
+                // again (cumulative metrics; the batch is kept) within the deadline.
                 _ = tick.tick(), if self.metrics => {
-                    self.export_metrics(&mut warn, None).await;
+                    tokio::select! {
+                        biased;
+                        r = &mut stop => break stop_at(r),
+                        _ = self.export_metrics(&mut warn, None) => {}
+                    }
                 }
                 _ = sleep_until_opt(due), if due.is_some() => {
-                    self.flush(&mut batch, &mut warn, None).await;
+                    tokio::select! {
+                        biased;
+                        r = &mut stop => break stop_at(r),
+                        _ = self.flush(&mut batch, &mut warn, None) => {}
+                    }
                 }
                 r = self.rx.recv(), if room => match r {
                     Some(rec) => {
@@ -294,6 +304,12 @@ impl Worker {
             }
         }
     }
+}
+
+/// The deadline from `OtlpExporter::shutdown`, or a second from now when the exporter
+/// was dropped without it.
+fn stop_at(r: Result<Instant, oneshot::error::RecvError>) -> Instant {
+    r.unwrap_or_else(|_| Instant::now() + Duration::from_secs(1))
 }
 
 async fn sleep_until_opt(t: Option<Instant>) {
