@@ -227,13 +227,14 @@ impl OtlpExporter {
     /// (its work is bounded by the same deadline). Returns the final counters.
     pub fn shutdown(mut self, timeout: Duration) -> OtlpStats {
         let started = Instant::now();
-        // Closing the channel first: nothing new arrives while the queue drains.
-        self.tx = None;
-        // Leave the worker a little of the budget to report and end.
+        // Leave the worker a little of the budget to report and end. The deadline goes
+        // first: the worker closes the queue itself (seeing it closed before the deadline
+        // arrived, it would pick a deadline of its own).
         let margin = (timeout / 10).min(Duration::from_millis(100));
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(tokio::time::Instant::now() + timeout.saturating_sub(margin));
         }
+        self.tx = None;
         let left = timeout.saturating_sub(started.elapsed());
         match self.done.recv_timeout(left) {
             Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
@@ -262,9 +263,9 @@ impl Drop for OtlpExporter {
     /// Without `shutdown`: the thread is told to stop and flushes in the background
     /// (about a second); nothing waits for it.
     fn drop(&mut self) {
-        self.tx = None;
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(tokio::time::Instant::now() + Duration::from_secs(1));
         }
+        self.tx = None;
     }
 }
