@@ -15,6 +15,7 @@
 //! | `azure` | `AzureLogs`: `LogRecord`s to the Azure Monitor Logs Ingestion API (batched, gzip, Entra ID token, retries) |
 //! | `output_metrics` | alert receivers' and log sinks' delivery counters |
 //! | `http` | `serve(listener, state)`: `/metrics`, `/healthz`, `/readyz` |
+//! | `otlp` | `OtlpExporter`: the same metrics and every `LogRecord` over OTLP (gRPC or HTTP/protobuf) |
 
 pub mod alerts;
 pub mod azure;
@@ -23,6 +24,7 @@ pub mod config;
 pub mod event_log;
 pub mod hist;
 pub mod http;
+pub mod otlp;
 pub mod output_metrics;
 pub mod prometheus;
 pub mod series;
