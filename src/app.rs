@@ -39,7 +39,7 @@ mod processor;
 
 use crate::replay::ReplayReport;
 use outputs::Outputs;
-pub use outputs::{LogSink, OutputStats};
+pub use outputs::{LogSink, LogSinkCounts, OtlpSink, OutputStats};
 use pipeline::Pipeline;
 use processor::{BrokerLink, Processor};
 
@@ -332,6 +332,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         .map_err(|e| anyhow::anyhow!("rules: {}", e.join("; ")))?;
     let book = AlertBook::new(cfg.alerts.max_firing).with_generator_url(&cfg.alerts.generator_url);
     let mut logs: Vec<Box<dyn LogSink>> = Vec::new();
+    if cfg.otlp.enabled {
+        // Started now: its cumulative points count from here, like /metrics.
+        let exporter = crate::export::otlp::OtlpExporter::start(&cfg.otlp, metrics.clone())
+            .map_err(|e| anyhow::anyhow!("otlp: {e}"))?;
+        tracing::info!(endpoint = %cfg.otlp.endpoint, protocol = ?cfg.otlp.protocol, "OTLP export started");
+        logs.push(Box::new(OtlpSink {
+            exporter,
+            logs: cfg.otlp.logs,
+        }));
+    }
     if cfg.azure_logs.enabled {
         let a = crate::export::azure::AzureLogs::start(&cfg.azure_logs)
             .map_err(|e| anyhow::anyhow!("azure_logs: {e}"))?;

@@ -20,6 +20,7 @@ use crate::detect::rules::RulesConfig;
 use crate::dissect::DissectConfig;
 use crate::export::alerts::AlertsConfig;
 use crate::export::azure::AzureLogsConfig;
+use crate::export::otlp::OtlpConfig;
 use crate::input::BrokerInputConfig;
 use crate::observe::ObserveConfig;
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub alerts: AlertsConfig,
     /// Events and alert edges to Azure Monitor Logs (Logs Ingestion API).
     pub azure_logs: AzureLogsConfig,
+    /// The metrics and every event / alert edge over OTLP (an OpenTelemetry Collector).
+    pub otlp: OtlpConfig,
 }
 
 /// Live capture and what of it is MQTT.
@@ -359,6 +362,19 @@ impl Config {
                 .map_or_else(|| "azure_logs".to_string(), |k| format!("azure_logs.{k}"));
             v.err(&key, m);
         }
+        // Its sentences name the key relative to [otlp].
+        for m in self.otlp.validate() {
+            let key = m
+                .split([' ', ':'])
+                .next()
+                .filter(|k| {
+                    !k.is_empty()
+                        && k.chars()
+                            .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                })
+                .map_or_else(|| "otlp".to_string(), |k| format!("otlp.{k}"));
+            v.err(&key, m);
+        }
         if !self.capture.enabled && self.broker.is_none() {
             v.err(
                 "capture.enabled",
@@ -506,6 +522,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
                         | "rules"
                         | "alerts"
                         | "azure_logs"
+                        | "otlp"
                 ) {
                     format!("must be a table ([{name}])")
                 } else {
@@ -523,6 +540,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
             "rules" => cfg.rules = section_of(&name, section, &mut err),
             "alerts" => cfg.alerts = section_of(&name, section, &mut err),
             "azure_logs" => cfg.azure_logs = section_of(&name, section, &mut err),
+            "otlp" => cfg.otlp = section_of(&name, section, &mut err),
             _ => err(
                 name.clone(),
                 format!("unknown section (known: {})", SECTIONS.join(", ")),
@@ -532,7 +550,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
     Ok((cfg, lines, errs))
 }
 
-const SECTIONS: [&str; 8] = [
+const SECTIONS: [&str; 9] = [
     "capture",
     "limits",
     "observe",
@@ -541,6 +559,7 @@ const SECTIONS: [&str; 8] = [
     "rules",
     "alerts",
     "azure_logs",
+    "otlp",
 ];
 
 /// Deserializes one section key by key, so that every unknown key and every wrong type is

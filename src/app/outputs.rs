@@ -11,6 +11,7 @@ use crate::detect::rules::RuleHit;
 use crate::export::LogRecord;
 use crate::export::alerts::{Alert, AlertBook, HitAlerts, Receiver, Timestamp, Transition};
 use crate::export::azure::AzureLogs;
+use crate::export::otlp::{OtlpExporter, OtlpStats};
 use crate::export::output_metrics::{OutputSeries, ReceiverSeries, SinkSeries};
 use crate::export::prometheus::AlertSeries;
 use crate::observe::Event;
@@ -32,6 +33,39 @@ pub struct LogSinkCounts {
     pub dropped: u64,
     /// Queued, not yet sent.
     pub queued: u64,
+}
+
+/// The OTLP exporter as a log sink (its metrics run on their own; with `logs = false`
+/// records are simply not for it).
+pub struct OtlpSink {
+    pub exporter: OtlpExporter,
+    pub logs: bool,
+}
+
+fn otlp_counts(s: &OtlpStats) -> LogSinkCounts {
+    LogSinkCounts {
+        sent: s.logs_sent,
+        dropped: s.logs_dropped + s.logs_failed,
+        queued: 0,
+    }
+}
+
+impl LogSink for OtlpSink {
+    fn name(&self) -> &'static str {
+        "otlp"
+    }
+
+    fn push(&self, rec: &LogRecord) -> bool {
+        !self.logs || self.exporter.log(rec)
+    }
+
+    fn counts(&self) -> LogSinkCounts {
+        otlp_counts(&self.exporter.stats())
+    }
+
+    fn shutdown(self: Box<Self>, timeout: Duration) -> LogSinkCounts {
+        otlp_counts(&self.exporter.shutdown(timeout))
+    }
 }
 
 impl LogSink for AzureLogs {

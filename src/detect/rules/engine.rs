@@ -336,10 +336,9 @@ impl RuleEngine {
                 // a duplicate id or a hijacker and its victim).
                 let quiet_ns = self.old_connection_quiet(e);
                 let (w, n) = (secs(cfg.takeover_window_s), cfg.takeovers);
-                let repeated =
-                    crossed(&mut self.takeovers_by_id, &key, e.ts_ns, w, n, "takeover");
-                let alive = quiet_ns
-                    .is_none_or(|q| q <= cfg.takeover_active_ms.saturating_mul(1_000_000));
+                let repeated = crossed(&mut self.takeovers_by_id, &key, e.ts_ns, w, n, "takeover");
+                let alive =
+                    quiet_ns.is_none_or(|q| q <= cfg.takeover_active_ms.saturating_mul(1_000_000));
                 if alive || repeated.is_some() {
                     let why = match (quiet_ns, &repeated) {
                         (_, Some(_)) => format!("{n} takeovers within {}s", cfg.takeover_window_s),

@@ -502,18 +502,37 @@ fn takeover_of_a_silent_connection_alerts_only_when_it_repeats() {
     assert!(fired(&e, "client_takeover").is_empty());
     let fourth = flow(4, 4001);
     e.on_record(&rec(&fourth, 11 * S, Direction::C2S, connect("dev-7", 30)));
-    e.on_event(&event(11 * S, EventKind::ClientTakeover, 4001, "dev-7", "u"));
+    e.on_event(&event(
+        11 * S,
+        EventKind::ClientTakeover,
+        4001,
+        "dev-7",
+        "u",
+    ));
     let h = fired(&e, "client_takeover");
     assert_eq!(h.len(), 1);
     assert_eq!(h[0].first_ts_ns, 7 * S);
-    assert!(h[0].summary.contains("3 takeovers within 60s"), "{}", h[0].summary);
+    assert!(
+        h[0].summary.contains("3 takeovers within 60s"),
+        "{}",
+        h[0].summary
+    );
 
     let mut e = engine(RulesConfig::default());
     e.on_record(&rec(&old, 0, Direction::C2S, connect("dev-8", 30)));
-    e.on_record(&rec(&old, 4_700_000_000, Direction::C2S, publish("t", b"1", false)));
+    e.on_record(&rec(
+        &old,
+        4_700_000_000,
+        Direction::C2S,
+        publish("t", b"1", false),
+    ));
     e.on_record(&rec(&newer, 5 * S, Direction::C2S, connect("dev-8", 30)));
     e.on_event(&event(5 * S, EventKind::ClientTakeover, 4000, "dev-8", "u"));
     let h = fired(&e, "client_takeover");
     assert_eq!(h.len(), 1, "an alive connection taken over");
-    assert!(h[0].summary.contains("active 300 ms before"), "{}", h[0].summary);
+    assert!(
+        h[0].summary.contains("active 300 ms before"),
+        "{}",
+        h[0].summary
+    );
 }
