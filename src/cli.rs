@@ -381,8 +381,15 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
         }
     }
     eprint!("{}", report.to_text());
+    // The events kept (up to the queue's cap), in time order: with the rules on they were
+    // passed through them first. Read by the report and the exporter's tally.
+    let mut kept_events: Vec<crate::observe::Event> = Vec::new();
     if let Some(obs) = &mut sink.observer {
         obs.finish();
+        if let Some((_, events)) = &mut rules {
+            kept_events.extend(events.drain());
+        }
+        kept_events.extend(obs.events().drain());
         let snap = obs.snapshot();
         if a.format != Format::None {
             eprint!("{}", replay::report::to_text(&snap));
@@ -391,7 +398,7 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let Some(path) = &a.report_json {
-            let mut v = serde_json::to_value(&snap)?;
+            let mut v = replay::report::to_json(&snap, &kept_events);
             if let (Some((engine, _)), Some(m)) = (&rules, v.as_object_mut()) {
                 m.insert("rules".into(), serde_json::to_value(engine.snapshot())?);
             }
@@ -406,14 +413,8 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             // Nothing else consumes events in replay: the tally reads them all (up to
             // the queue's cap; the rest are `reason="unknown"`).
             let mut tally = EventTally::default();
-            for e in obs.events().drain() {
-                tally.observe(&e);
-            }
-            // With the rules on, the events were passed through them first.
-            if let Some((_, events)) = &mut rules {
-                for e in events.drain() {
-                    tally.observe(&e);
-                }
+            for e in &kept_events {
+                tally.observe(e);
             }
             snap = snap.with_observer(obs, metrics.config());
             snap.events = Some(tally);

@@ -202,15 +202,20 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
     let topics = r.report["topics"].as_array().unwrap();
     assert!(topics.len() >= 5);
     for t in topics {
-        let name = t["name"].as_str().unwrap();
-        for (dir, key) in [("in", "msgs_in"), ("out", "msgs_out")] {
+        let name = t["topic"].as_str().unwrap();
+        for (dir, key) in [("in", "messages_in"), ("out", "messages_out")] {
             let k = format!("mqscope_topic_messages_total{{topic=\"{name}\",direction=\"{dir}\"}}");
-            assert_eq!(get(s, &k), t[key]["total"].as_f64().unwrap(), "{k}");
+            assert_eq!(get(s, &k), t[key].as_f64().unwrap(), "{k}");
         }
         for (dir, key) in [("in", "bytes_in"), ("out", "bytes_out")] {
             let k = format!("mqscope_topic_bytes_total{{topic=\"{name}\",direction=\"{dir}\"}}");
-            assert_eq!(get(s, &k), t[key]["total"].as_f64().unwrap(), "{k}");
+            assert_eq!(get(s, &k), t[key].as_f64().unwrap(), "{k}");
         }
+    }
+    let details = r.report["topic_details"].as_array().unwrap();
+    assert_eq!(details.len(), topics.len());
+    for t in details {
+        let name = t["name"].as_str().unwrap();
         let k = format!("mqscope_payload_size_bytes_count{{topic=\"{name}\"}}");
         assert_eq!(
             get(s, &k),
@@ -285,6 +290,15 @@ fn metrics_agree_with_reports_tshark_and_promtool() {
             assert!(max <= le * 1.02, "{ex}: max {max} above le {le}");
         }
     }
+    // The report's `latency` object (ms) says the same as the tracker's list (s).
+    for e in r.report["tracker"]["exchanges"].as_array().unwrap() {
+        let l = &r.report["latency"][e["exchange"].as_str().unwrap()];
+        assert_eq!(l["count"], e["count"]);
+        assert_eq!(l["unanswered"], e["unanswered"]);
+        if let Some(max) = e["max"].as_f64() {
+            assert!((l["max_ms"].as_f64().unwrap() - max * 1e3).abs() < 1e-9);
+        }
+    }
     assert_eq!(
         get(s, r#"mqscope_latency_seconds_count{exchange="ping"}"#),
         1.0
@@ -346,7 +360,7 @@ fn auth_failure_reason_from_connack_0x86() {
         Some(1.0)
     );
     // The 35,758-byte JPEG (README) lands between le=16384 and le=65536.
-    let topic = r.report["topics"][0]["name"].as_str().unwrap().to_string();
+    let topic = r.report["topics"][0]["topic"].as_str().unwrap().to_string();
     let b = |le: &str| {
         get(
             s,
@@ -390,11 +404,11 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
     // The three kept are the busiest by messages in + out (ties by name), as in the report.
     let mut ranked: Vec<(u64, &str)> = topics
         .iter()
-        .filter(|t| t["name"] != "__other__")
+        .filter(|t| t["topic"] != "__other__")
         .map(|t| {
             (
-                t["msgs_in"]["total"].as_u64().unwrap() + t["msgs_out"]["total"].as_u64().unwrap(),
-                t["name"].as_str().unwrap(),
+                t["messages_in"].as_u64().unwrap() + t["messages_out"].as_u64().unwrap(),
+                t["topic"].as_str().unwrap(),
             )
         })
         .collect();
@@ -403,11 +417,8 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
         assert!(labels.contains(*name), "{name} missing from {labels:?}");
     }
     // Nothing lost by the cut: label sums equal the report's totals.
-    for (dir, key) in [("in", "msgs_in"), ("out", "msgs_out")] {
-        let want: f64 = topics
-            .iter()
-            .map(|t| t[key]["total"].as_f64().unwrap())
-            .sum();
+    for (dir, key) in [("in", "messages_in"), ("out", "messages_out")] {
+        let want: f64 = topics.iter().map(|t| t[key].as_f64().unwrap()).sum();
         let got: f64 = s
             .iter()
             .filter(|(k, _)| {
@@ -418,7 +429,9 @@ fn topic_series_are_capped_and_the_rest_summed_into_other() {
             .sum();
         assert_eq!(got, want, "{dir}");
     }
-    let want: f64 = topics
+    let want: f64 = r.report["topic_details"]
+        .as_array()
+        .unwrap()
         .iter()
         .map(|t| t["payload_in"]["count"].as_f64().unwrap())
         .sum();

@@ -138,3 +138,93 @@ pub fn to_text(s: &ObserverSnapshot) -> String {
     }
     o
 }
+
+fn ms(v: Option<f64>) -> Option<f64> {
+    v.map(|s| s * 1e3)
+}
+
+/// The `--report-json` document. At the top, the keys a consumer can rely on (issue #3):
+/// `topics` (one flat object per topic group), `latency` (keyed by exchange, in ms),
+/// `clients` (the most active, up to the snapshot's list), `events` (the events kept, in
+/// time order). Below them the full snapshot (`topic_details`, `tracker`,
+/// `topic_counters`, `events_by_kind`, `events_dropped`, `at_ns`) for everything else.
+pub fn to_json(s: &ObserverSnapshot, events: &[crate::observe::Event]) -> serde_json::Value {
+    use serde_json::{Map, Value, json};
+    let topics: Vec<Value> = s
+        .topics
+        .iter()
+        .map(|t| {
+            json!({
+                "topic": t.name,
+                "kind": t.kind,
+                "messages_in": t.msgs_in.total,
+                "messages_out": t.msgs_out.total,
+                "bytes_in": t.bytes_in.total,
+                "bytes_out": t.bytes_out.total,
+                "payload_p50": t.payload_in.p50,
+                "payload_p99": t.payload_in.p99,
+                "publishers": t.publishers,
+                "subscribers": t.subscribers,
+            })
+        })
+        .collect();
+    let mut latency = Map::new();
+    for e in &s.tracker.exchanges {
+        latency.insert(
+            e.exchange.to_string(),
+            json!({
+                "count": e.count,
+                "p50_ms": ms(e.p50),
+                "p90_ms": ms(e.p90),
+                "p99_ms": ms(e.p99),
+                "max_ms": ms(e.max),
+                "unanswered": e.unanswered,
+            }),
+        );
+    }
+    let clients: Vec<Value> = s
+        .tracker
+        .clients
+        .top
+        .iter()
+        .map(|c| {
+            json!({
+                "client_id": c.client_id,
+                "connects": c.connects,
+                "messages_in": c.msgs_in,
+                "messages_out": c.msgs_out,
+                "username": c.username,
+                "protocol_level": c.protocol_level,
+            })
+        })
+        .collect();
+    let events: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({
+                "ts": crate::export::event_log::rfc3339_ms(e.ts_ns),
+                "ts_ns": e.ts_ns,
+                "kind": e.kind.name(),
+                "client_id": e.client_id,
+                "username": e.username,
+                "client_addr": e.client_addr.map(|a| a.to_string()),
+                "topic": e.topic,
+                "code": e.code,
+                "detail": e.detail,
+                "frame": e.frame,
+            })
+        })
+        .collect();
+    json!({
+        "topics": topics,
+        "latency": latency,
+        "clients": clients,
+        "events": events,
+        "topic_details": s.topics,
+        "topic_counters": s.topic_counters,
+        "tracker": s.tracker,
+        "events_by_kind": s.events_by_kind,
+        "events_dropped": s.events_dropped,
+        "at_ns": s.at_ns,
+    })
+}
