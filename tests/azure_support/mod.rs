@@ -53,6 +53,9 @@ pub enum Credential {
     Secret(String),
 }
 
+/// One row of the table, column → value.
+pub type Row = serde_json::Map<String, serde_json::Value>;
+
 /// One ingestion request as the stand-in saw it.
 #[derive(Clone, Debug)]
 pub struct Ingest {
@@ -61,6 +64,8 @@ pub struct Ingest {
     pub status: u16,
     /// `Message` of each row.
     pub ids: Vec<String>,
+    /// The rows themselves, as parsed here (empty when the request broke the contract).
+    pub rows: Vec<Row>,
     pub body_len: usize,
     pub raw_len: usize,
 }
@@ -136,6 +141,17 @@ impl StandIn {
                 .iter()
                 .filter(|i| i.status == 204)
                 .flat_map(|i| i.ids.clone())
+                .collect()
+        })
+    }
+
+    /// Rows accepted (204), in arrival order.
+    pub fn accepted_rows(&self) -> Vec<Row> {
+        self.with(|s| {
+            s.ingests
+                .iter()
+                .filter(|i| i.status == 204)
+                .flat_map(|i| i.rows.clone())
                 .collect()
         })
     }
@@ -269,7 +285,16 @@ pub fn serve(mut c: TcpStream, st: &Mutex<State>) {
             .push(format!("path {}", req.path));
         return respond(&mut c, 404, "", "");
     }
-    let (status, retry, ids, raw_len) = ingest(&req, st);
+    let (status, retry, rows, raw_len) = ingest(&req, st);
+    let ids = rows
+        .iter()
+        .map(|r| {
+            r.get("Message")
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
     let extra = retry
         .map(|r| format!("Retry-After: {r}\r\n"))
         .unwrap_or_default();
@@ -284,13 +309,14 @@ pub fn serve(mut c: TcpStream, st: &Mutex<State>) {
         answered: Instant::now(),
         status,
         ids,
+        rows,
         body_len: req.body.len(),
         raw_len,
     });
 }
 
-/// Checks an ingestion request; (status, Retry-After, row ids, uncompressed length).
-pub fn ingest(req: &Request, st: &Mutex<State>) -> (u16, Option<u64>, Vec<String>, usize) {
+/// Checks an ingestion request; (status, Retry-After, rows, uncompressed length).
+pub fn ingest(req: &Request, st: &Mutex<State>) -> (u16, Option<u64>, Vec<Row>, usize) {
     let mut s = st.lock().expect("lock");
     let violation = |s: &mut State, status: u16, what: String| {
         s.violations.push(what);
@@ -338,11 +364,10 @@ pub fn ingest(req: &Request, st: &Mutex<State>) -> (u16, Option<u64>, Vec<String
     if raw.len() > limit {
         return violation(&mut s, 413, format!("uncompressed body > {limit}"));
     }
-    let rows: Vec<serde_json::Map<String, serde_json::Value>> = match serde_json::from_slice(&raw) {
+    let rows: Vec<Row> = match serde_json::from_slice(&raw) {
         Ok(r) => r,
         Err(e) => return violation(&mut s, 400, format!("not a JSON array of objects: {e}")),
     };
-    let mut ids = Vec::new();
     for r in &rows {
         if let Some(k) = r.keys().find(|k| !COLUMNS.contains(&k.as_str())) {
             return violation(&mut s, 400, format!("unknown column {k}"));
@@ -358,15 +383,9 @@ pub fn ingest(req: &Request, st: &Mutex<State>) -> (u16, Option<u64>, Vec<String
                 format!("TimeGenerated {:?}", r.get("TimeGenerated")),
             );
         }
-        ids.push(
-            r.get("Message")
-                .and_then(|m| m.as_str())
-                .unwrap_or("")
-                .to_string(),
-        );
     }
     let (status, retry) = s.script.pop_front().unwrap_or((204, None));
-    (status, retry, ids, raw.len())
+    (status, retry, rows, raw.len())
 }
 
 /// `application/x-www-form-urlencoded` decoding (WHATWG URL section 5.1), written here
