@@ -288,11 +288,23 @@ impl Outputs {
     /// Flushes every log sink, all within `timeout`; their final counts stay in
     /// `stats.sinks`.
     pub fn shutdown(&mut self, timeout: Duration) {
-        let deadline = std::time::Instant::now() + timeout;
-        for s in std::mem::take(&mut self.logs) {
-            let name = s.name();
-            let left = deadline.saturating_duration_since(std::time::Instant::now());
-            let c = s.shutdown(left);
+        // All at once, each with the whole budget: flushed one after another, a collector
+        // that hangs would leave the next sink nothing.
+        let sinks = std::mem::take(&mut self.logs);
+        let done: Vec<(&'static str, LogSinkCounts)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = sinks
+                .into_iter()
+                .map(|s| {
+                    let name = s.name();
+                    (name, scope.spawn(move || s.shutdown(timeout)))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(name, h)| (name, h.join().unwrap_or_default()))
+                .collect()
+        });
+        for (name, c) in done {
             if c.queued > 0 || c.dropped > 0 {
                 tracing::warn!(
                     sink = name,
