@@ -85,7 +85,8 @@ impl AnomalyEngine {
             if cfg.latency.enabled && n >= cfg.latency.min_samples {
                 let mean = (tot.sum_s - prev.sum_s) / n as f64;
                 if st.latency.is_none() {
-                    st.latency = AnomalyEngine::new_track(&mut self.budget, &self.dcfg, weekly, now);
+                    st.latency =
+                        AnomalyEngine::new_track(&mut self.budget, &self.dcfg, weekly, now);
                 }
                 if let Some(t) = st.latency.as_mut() {
                     let lc = &cfg.latency;
@@ -129,7 +130,8 @@ impl AnomalyEngine {
                 let uc = &cfg.unanswered;
                 let z = cfg.rate.z;
                 let step = t.step(now, u, &cnt_p, |e, x| {
-                    track::count_spike(e, x, uc.ratio, uc.min_count, z).filter(|_| x >= uc.min_count)
+                    track::count_spike(e, x, uc.ratio, uc.min_count, z)
+                        .filter(|_| x >= uc.min_count)
                 });
                 if step != Step::Quiet {
                     let key = format!("broker:unanswered_{}", ex.name());
@@ -161,10 +163,7 @@ impl AnomalyEngine {
         let p = self.params(BASELINE_HALFLIFE, 1.0);
         let bucket_ns = self.cfg.bucket_ns();
         for m in brokers {
-            let node: Option<String> = m
-                .node
-                .as_deref()
-                .map(|n| n.chars().take(64).collect());
+            let node: Option<String> = m.node.as_deref().map(|n| n.chars().take(64).collect());
             for (name, value, kind) in metric_list(m) {
                 let Some(v) = value else { continue };
                 let key = match &node {
@@ -188,7 +187,9 @@ impl AnomalyEngine {
                         Some((pv, pt, g)) if g == m.generation && v >= pv => {
                             if v > pv {
                                 st.prev = Some((v, now, g));
-                                Some((v - pv) as f64 / (now.saturating_sub(pt).max(1) as f64 * 1e-9))
+                                Some(
+                                    (v - pv) as f64 / (now.saturating_sub(pt).max(1) as f64 * 1e-9),
+                                )
                             } else if now.saturating_sub(pt) >= COUNTER_STALL_NS {
                                 Some(0.0)
                             } else {
@@ -212,7 +213,11 @@ impl AnomalyEngine {
                 if step == Step::Quiet {
                     continue;
                 }
-                let unit = if kind == Kind::Counter { " per second" } else { "" };
+                let unit = if kind == Kind::Counter {
+                    " per second"
+                } else {
+                    ""
+                };
                 let series = format!("{name}{unit}");
                 let a = Alarm {
                     up_rule: "anomaly_rate_spike",

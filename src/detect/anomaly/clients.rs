@@ -22,7 +22,10 @@ use super::track::{self, Track};
 const MAX_ID_CHARS: usize = 128;
 
 pub fn id_text(id: &[u8]) -> String {
-    String::from_utf8_lossy(id).chars().take(MAX_ID_CHARS).collect()
+    String::from_utf8_lossy(id)
+        .chars()
+        .take(MAX_ID_CHARS)
+        .collect()
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -111,7 +114,8 @@ impl AnomalyEngine {
     pub(super) fn clients_pass(&mut self, obs: &Observer, now: u64, elapsed: u64) {
         let per_bucket = self.cfg.bucket_ns() as f64 / elapsed.max(1) as f64;
         self.clock.since_peer += 1;
-        let peer_run = self.cfg.peers.enabled && self.clock.since_peer >= self.cfg.peers.every_buckets;
+        let peer_run =
+            self.cfg.peers.enabled && self.clock.since_peer >= self.cfg.peers.every_buckets;
         let mut rows: Vec<PeerRow> = Vec::new();
         obs.tracker().for_each_client(|c| {
             if let Some(r) = self.on_client(c, now, per_bucket, peer_run) {
@@ -160,10 +164,9 @@ impl AnomalyEngine {
         }
         let weekly = self.weekly();
         let rate_p = self.params(BASELINE_HALFLIFE, 1.0);
-        let warm = self
-            .clock
-            .first_ns
-            .is_some_and(|f| now.saturating_sub(f) >= self.cfg.warmup_s.saturating_mul(1_000_000_000));
+        let warm = self.clock.first_ns.is_some_and(|f| {
+            now.saturating_sub(f) >= self.cfg.warmup_s.saturating_mul(1_000_000_000)
+        });
         let bucket_ns = self.cfg.bucket_ns();
         let cfg = &self.cfg;
         let st = self.clients.get_mut(id)?;
@@ -174,7 +177,10 @@ impl AnomalyEngine {
             bucket_ns,
         };
         let mut key: Option<String> = None;
-        let mut key_of = || key.get_or_insert_with(|| format!("client:{}", id_text(id))).clone();
+        let mut key_of = || {
+            key.get_or_insert_with(|| format!("client:{}", id_text(id)))
+                .clone()
+        };
 
         let prev = st.prev.replace(tot);
         let valid = prev.is_some_and(|p| !tot.below(&p));
@@ -231,7 +237,14 @@ impl AnomalyEngine {
                         num(silent_s.round()),
                         num(st.gap_s.round())
                     );
-                    ctx.fire("anomaly_silence", Severity::Medium, &key_of(), detail, Some(last), s);
+                    ctx.fire(
+                        "anomaly_silence",
+                        Severity::Medium,
+                        &key_of(),
+                        detail,
+                        Some(last),
+                        s,
+                    );
                 }
             }
         }
@@ -280,7 +293,10 @@ impl AnomalyEngine {
         }
         let (base, since) = match st.peer_prev {
             Some((p, t)) if !tot.below(&p) => (p, t),
-            _ => (ClientTotals::default(), c.first_seen_ns.max(self.clock.last_peer_ns.unwrap_or(0))),
+            _ => (
+                ClientTotals::default(),
+                c.first_seen_ns.max(self.clock.last_peer_ns.unwrap_or(0)),
+            ),
         };
         st.peer_prev = Some((tot, now));
         let span_min = now.saturating_sub(since) as f64 / 60e9;
@@ -316,11 +332,15 @@ impl AnomalyEngine {
         let score: Vec<[f64; NF]> = rows.iter().map(|r| r.f).collect();
         let fit: Vec<[f64; NF]> = if rows.len() > pc.max_clients {
             // A deterministic, uniform sample: the smallest fixed-seed hashes.
-            let mut by_hash: Vec<(u64, usize)> = rows.iter().enumerate().map(|(i, r)| (r.hash, i)).collect();
+            let mut by_hash: Vec<(u64, usize)> =
+                rows.iter().enumerate().map(|(i, r)| (r.hash, i)).collect();
             by_hash.sort_unstable();
             by_hash.truncate(pc.max_clients);
             by_hash.sort_unstable_by_key(|&(_, i)| i);
-            by_hash.iter().filter_map(|&(_, i)| score.get(i).copied()).collect()
+            by_hash
+                .iter()
+                .filter_map(|&(_, i)| score.get(i).copied())
+                .collect()
         } else {
             score.clone()
         };
@@ -360,7 +380,12 @@ impl AnomalyEngine {
                     if learning {
                         st.peer_accepted = true;
                     } else if st.peer_firing {
-                        ctx.keep("anomaly_peer_outlier", &key(), Some(format!("{PEER} = {:.2}", o.distance)), None);
+                        ctx.keep(
+                            "anomaly_peer_outlier",
+                            &key(),
+                            Some(format!("{PEER} = {:.2}", o.distance)),
+                            None,
+                        );
                     } else if !st.peer_accepted {
                         st.peer_firing = true;
                         let d = AnomalyDetail {

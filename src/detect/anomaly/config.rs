@@ -373,13 +373,17 @@ fn finite_pos(errs: &mut Vec<String>, name: &str, v: f64) {
 
 fn fraction(errs: &mut Vec<String>, name: &str, v: f64) {
     if !(v.is_finite() && v > 0.0 && v < 1.0) {
-        errs.push(format!("anomaly.{name} must be between 0 and 1 (exclusive), not {v}"));
+        errs.push(format!(
+            "anomaly.{name} must be between 0 and 1 (exclusive), not {v}"
+        ));
     }
 }
 
 fn range(errs: &mut Vec<String>, name: &str, v: u64, lo: u64, hi: u64) {
     if v < lo || v > hi {
-        errs.push(format!("anomaly.{name} must be between {lo} and {hi}, not {v}"));
+        errs.push(format!(
+            "anomaly.{name} must be between {lo} and {hi}, not {v}"
+        ));
     }
 }
 
@@ -392,17 +396,47 @@ impl AnomalyConfig {
         range(&mut e, "learn_s", self.learn_s, 0, 365 * 86_400);
         range(&mut e, "max_series", self.max_series as u64, 1, 10_000_000);
         range(&mut e, "max_topics", self.max_topics as u64, 1, 10_000_000);
-        range(&mut e, "max_clients", self.max_clients as u64, 1, 10_000_000);
+        range(
+            &mut e,
+            "max_clients",
+            self.max_clients as u64,
+            1,
+            10_000_000,
+        );
         range(&mut e, "max_known", self.max_known as u64, 1, 100_000_000);
         range(&mut e, "idle_evict_s", self.idle_evict_s, 60, 365 * 86_400);
-        range(&mut e, "season_buckets", u64::from(self.season_buckets), 0, 1440);
+        range(
+            &mut e,
+            "season_buckets",
+            u64::from(self.season_buckets),
+            0,
+            1440,
+        );
         fraction(&mut e, "alert_probability", self.alert_probability);
-        range(&mut e, "confirm_buckets", u64::from(self.confirm_buckets), 1, 1000);
-        range(&mut e, "clear_buckets", u64::from(self.clear_buckets), 1, 1000);
+        range(
+            &mut e,
+            "confirm_buckets",
+            u64::from(self.confirm_buckets),
+            1,
+            1000,
+        );
+        range(
+            &mut e,
+            "clear_buckets",
+            u64::from(self.clear_buckets),
+            1,
+            1000,
+        );
         range(&mut e, "max_firing_s", self.max_firing_s, 1, 365 * 86_400);
         range(&mut e, "cooldown_s", self.cooldown_s, 0, 86_400);
         range(&mut e, "max_hits", self.max_hits as u64, 1, 1_000_000);
-        range(&mut e, "max_catchup_buckets", u64::from(self.max_catchup_buckets), 0, 100_000);
+        range(
+            &mut e,
+            "max_catchup_buckets",
+            u64::from(self.max_catchup_buckets),
+            0,
+            100_000,
+        );
         let r = &self.rate;
         finite_pos(&mut e, "rate.spike_ratio", r.spike_ratio - 1.0);
         finite_pos(&mut e, "rate.spike_min_delta", r.spike_min_delta);
@@ -413,24 +447,70 @@ impl AnomalyConfig {
         finite_pos(&mut e, "silence.periods", s.periods);
         finite_pos(&mut e, "silence.min_silence_s", s.min_silence_s);
         range(&mut e, "silence.min_gaps", s.min_gaps, 2, 1_000_000);
-        range(&mut e, "silence.client_min_gaps", s.client_min_gaps, 2, 1_000_000);
+        range(
+            &mut e,
+            "silence.client_min_gaps",
+            s.client_min_gaps,
+            2,
+            1_000_000,
+        );
         finite_pos(&mut e, "silence.client_max_jitter", s.client_max_jitter);
         finite_pos(&mut e, "payload.ratio", self.payload.ratio);
-        finite_pos(&mut e, "payload.min_delta_bytes", self.payload.min_delta_bytes);
-        range(&mut e, "payload.min_msgs", self.payload.min_msgs, 1, 1_000_000);
+        finite_pos(
+            &mut e,
+            "payload.min_delta_bytes",
+            self.payload.min_delta_bytes,
+        );
+        range(
+            &mut e,
+            "payload.min_msgs",
+            self.payload.min_msgs,
+            1,
+            1_000_000,
+        );
         finite_pos(&mut e, "latency.ratio", self.latency.ratio - 1.0);
         finite_pos(&mut e, "latency.min_delta_ms", self.latency.min_delta_ms);
-        range(&mut e, "latency.min_samples", self.latency.min_samples, 1, 1_000_000);
+        range(
+            &mut e,
+            "latency.min_samples",
+            self.latency.min_samples,
+            1,
+            1_000_000,
+        );
         finite_pos(&mut e, "fanout.min_ratio", self.fanout.min_ratio);
         fraction(&mut e, "fanout.loss_fraction", self.fanout.loss_fraction);
         finite_pos(&mut e, "fanout.min_expected", self.fanout.min_expected);
         finite_pos(&mut e, "unanswered.min_count", self.unanswered.min_count);
         finite_pos(&mut e, "unanswered.ratio", self.unanswered.ratio - 1.0);
-        range(&mut e, "new_names.max_per_bucket", u64::from(self.new_names.max_per_bucket), 0, 10_000);
+        range(
+            &mut e,
+            "new_names.max_per_bucket",
+            u64::from(self.new_names.max_per_bucket),
+            0,
+            10_000,
+        );
         let p = &self.peers;
-        range(&mut e, "peers.every_buckets", u64::from(p.every_buckets), 1, 100_000);
-        range(&mut e, "peers.max_clients", p.max_clients as u64, 2, 100_000);
-        range(&mut e, "peers.min_clients", p.min_clients as u64, 2, 100_000);
+        range(
+            &mut e,
+            "peers.every_buckets",
+            u64::from(p.every_buckets),
+            1,
+            100_000,
+        );
+        range(
+            &mut e,
+            "peers.max_clients",
+            p.max_clients as u64,
+            2,
+            100_000,
+        );
+        range(
+            &mut e,
+            "peers.min_clients",
+            p.min_clients as u64,
+            2,
+            100_000,
+        );
         range(&mut e, "peers.min_peers", p.min_peers as u64, 2, 100_000);
         range(&mut e, "peers.max_k", p.max_k as u64, 1, 32);
         finite_pos(&mut e, "peers.distance", p.distance);
@@ -441,7 +521,13 @@ impl AnomalyConfig {
         fraction(&mut e, "broker.drop_ratio", b.drop_ratio);
         finite_pos(&mut e, "broker.drop_min_expected", b.drop_min_expected);
         if self.persist.path.is_some() {
-            range(&mut e, "persist.interval_s", self.persist.interval_s, 10, 86_400);
+            range(
+                &mut e,
+                "persist.interval_s",
+                self.persist.interval_s,
+                10,
+                86_400,
+            );
         }
         e
     }

@@ -97,7 +97,12 @@ impl Ctx<'_> {
 
     /// Applies a track step: fire with the detail, keep, or clear. `describe(up,
     /// expected, threshold)` writes the summary of a new alert.
-    pub fn apply(&mut self, step: Step, a: &Alarm<'_>, describe: impl FnOnce(bool, f64, f64) -> String) {
+    pub fn apply(
+        &mut self,
+        step: Step,
+        a: &Alarm<'_>,
+        describe: impl FnOnce(bool, f64, f64) -> String,
+    ) {
         let rule = |up: bool| if up { a.up_rule } else { a.down_rule };
         match step {
             Step::Quiet => {}

@@ -144,7 +144,10 @@ impl AnomalyEngine {
             ),
             topics: HashMap::new(),
             clients: HashMap::new(),
-            exchanges: Exchange::ALL.iter().map(|_| ExchangeState::default()).collect(),
+            exchanges: Exchange::ALL
+                .iter()
+                .map(|_| ExchangeState::default())
+                .collect(),
             metrics: HashMap::new(),
             known_topics: Known::default(),
             known_templates: Known::default(),
@@ -182,7 +185,9 @@ impl AnomalyEngine {
             known_names: (self.known_topics.count()
                 + self.known_templates.count()
                 + self.known_clients.count()) as u64,
-            known_full: self.known_topics.full + self.known_templates.full + self.known_clients.full,
+            known_full: self.known_topics.full
+                + self.known_templates.full
+                + self.known_clients.full,
             hits: hits.len() as u64,
             active: hits.iter().filter(|h| h.cleared_ts_ns.is_none()).count() as u64,
             hits_dropped: self.alerts.hits_dropped,
@@ -200,9 +205,9 @@ impl AnomalyEngine {
 
     /// Whether the learning period (for new names and peer acceptance) is over at `now`.
     pub(super) fn learned(&self, now: u64) -> bool {
-        self.clock
-            .first_ns
-            .is_some_and(|f| now.saturating_sub(f) >= self.cfg.learn_s.saturating_mul(1_000_000_000))
+        self.clock.first_ns.is_some_and(|f| {
+            now.saturating_sub(f) >= self.cfg.learn_s.saturating_mul(1_000_000_000)
+        })
     }
 
     pub(super) fn params(&self, halflife: f64, unit: f64) -> StepParams {
@@ -217,7 +222,12 @@ impl AnomalyEngine {
     }
 
     /// A new detector if the budget allows.
-    pub(super) fn new_track(budget: &mut Budget, dcfg: &DetectorConfig, weekly: bool, now: u64) -> Option<Track> {
+    pub(super) fn new_track(
+        budget: &mut Budget,
+        dcfg: &DetectorConfig,
+        weekly: bool,
+        now: u64,
+    ) -> Option<Track> {
         budget.take().then(|| Track::new(dcfg, weekly, now))
     }
 
@@ -318,7 +328,8 @@ impl AnomalyEngine {
     pub fn persist_due(&self, now_ns: u64) -> bool {
         self.cfg.persist.path.is_some()
             && self.last_saved_ns.is_none_or(|t| {
-                now_ns.saturating_sub(t) >= self.cfg.persist.interval_s.saturating_mul(1_000_000_000)
+                now_ns.saturating_sub(t)
+                    >= self.cfg.persist.interval_s.saturating_mul(1_000_000_000)
             })
     }
 }

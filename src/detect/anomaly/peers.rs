@@ -195,7 +195,9 @@ pub fn run(fit: &[[f64; NF]], score: &[[f64; NF]], cfg: &PeerConfig) -> PeerRun 
     // k by silhouette; k = 1 is the coordinate-wise mean.
     let max_k = cfg.max_k.min(n / cfg.min_peers.max(1)).max(1);
     let mut best: (usize, f64, Array2<f64>, Vec<usize>) = {
-        let c = x.mean_axis(Axis(0)).unwrap_or_else(|| ndarray::Array1::zeros(NF));
+        let c = x
+            .mean_axis(Axis(0))
+            .unwrap_or_else(|| ndarray::Array1::zeros(NF));
         (1, MIN_SILHOUETTE, c.insert_axis(Axis(0)), vec![0; n])
     };
     for k in 2..=max_k {

@@ -79,12 +79,14 @@ impl AnomalyEngine {
     /// Writes every baseline as one JSON document (sorted, so equal state gives equal
     /// bytes).
     pub fn save<W: Write>(&self, w: W) -> std::io::Result<()> {
-        let mut topics: Vec<(&str, &TopicState)> = self.topics.iter().map(|(k, v)| (&**k, v)).collect();
+        let mut topics: Vec<(&str, &TopicState)> =
+            self.topics.iter().map(|(k, v)| (&**k, v)).collect();
         topics.sort_by(|a, b| a.0.cmp(b.0));
         let mut clients: Vec<(String, &ClientState)> =
             self.clients.iter().map(|(k, v)| (id_text(k), v)).collect();
         clients.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut metrics: Vec<(&str, &MetricState)> = self.metrics.iter().map(|(k, v)| (k.as_str(), v)).collect();
+        let mut metrics: Vec<(&str, &MetricState)> =
+            self.metrics.iter().map(|(k, v)| (k.as_str(), v)).collect();
         metrics.sort_by(|a, b| a.0.cmp(b.0));
         let s = SavedRef {
             format: FORMAT,

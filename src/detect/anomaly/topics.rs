@@ -274,7 +274,14 @@ impl AnomalyEngine {
                     num(p),
                     num((silent_s / p).floor())
                 );
-                ctx.fire("anomaly_silence", Severity::Medium, &key, detail, Some(last), s);
+                ctx.fire(
+                    "anomaly_silence",
+                    Severity::Medium,
+                    &key,
+                    detail,
+                    Some(last),
+                    s,
+                );
             }
         }
 
@@ -409,7 +416,12 @@ impl AnomalyEngine {
                     ctx.clear("anomaly_fanout_loss", &key);
                 } else if loss || d_in < 1.0 {
                     f.calm = 0;
-                    ctx.keep("anomaly_fanout_loss", &key, Some(format!("{FANOUT} = {}", num(d_out))), last_seen);
+                    ctx.keep(
+                        "anomaly_fanout_loss",
+                        &key,
+                        Some(format!("{FANOUT} = {}", num(d_out))),
+                        last_seen,
+                    );
                 } else {
                     f.calm += 1;
                     if f.calm >= cfg.clear_buckets {
@@ -436,7 +448,14 @@ impl AnomalyEngine {
                         num(d_out),
                         num(f.ratio)
                     );
-                    ctx.fire("anomaly_fanout_loss", Severity::High, &key, detail, last_seen, s);
+                    ctx.fire(
+                        "anomaly_fanout_loss",
+                        Severity::High,
+                        &key,
+                        detail,
+                        last_seen,
+                        s,
+                    );
                 }
             } else {
                 f.streak = 0;
