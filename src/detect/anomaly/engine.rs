@@ -169,6 +169,11 @@ impl AnomalyEngine {
         &self.cfg
     }
 
+    /// End of the last bucket evaluated.
+    pub fn last_bucket_ns(&self) -> Option<u64> {
+        self.clock.last_ns
+    }
+
     pub fn hits(&self) -> &[RuleHit] {
         self.alerts.hits()
     }
