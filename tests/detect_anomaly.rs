@@ -585,3 +585,18 @@ fn saved_baselines_alert_without_a_new_warm_up_and_a_fresh_engine_does_not() {
     let (fresh, _) = restart(false);
     assert!(fresh.is_empty(), "{}", describe(&fresh));
 }
+
+#[test]
+fn series_beyond_the_cap_are_refused_not_swapped_in() {
+    let mut c = cfg();
+    c.max_series = 10;
+    let mut w = plant(c);
+    w.run_until(T0 + 600 * NS);
+    let k = w.eng.counters();
+    assert_eq!(k.series, 10);
+    // 20 topic rates and 20 client rates wanted, 10 held: 30 refused at the first
+    // bucket with deltas, refused again every bucket after.
+    assert!(k.series_refused >= 30, "{k:?}");
+    assert_eq!(k.series_created, 10);
+    assert_eq!(k.series_evicted, 0);
+}

@@ -63,7 +63,9 @@ fn move_publisher(path: &std::path::Path, port: u16) {
 fn checksum_update_matches_a_full_recomputation() {
     // Words 0x4500 0x0073 0x0000 0x4000 0x4011 0x0000 0xc0a8 0x0001 0xc0a8 0x00c7: the
     // IPv4 header example of the Wikipedia "Internet checksum" article, sum 0xb861.
-    let words = [0x4500u16, 0x0073, 0, 0x4000, 0x4011, 0, 0xc0a8, 0x0001, 0xc0a8, 0x00c7];
+    let words = [
+        0x4500u16, 0x0073, 0, 0x4000, 0x4011, 0, 0xc0a8, 0x0001, 0xc0a8, 0x00c7,
+    ];
     let full = |w: &[u16]| {
         let mut s: u32 = w.iter().map(|&x| u32::from(x)).sum();
         while s > 0xffff {
@@ -129,7 +131,10 @@ fn fanout_loss_in_a_capture_is_reported_everywhere() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     let h = &hits[0];
     assert_eq!(h["rule"], "anomaly_fanout_loss");
-    assert_eq!(h["key"], "topic:acme/plant1/area2/line3/cell4/press17/temperature");
+    assert_eq!(
+        h["key"],
+        "topic:acme/plant1/area2/line3/cell4/press17/temperature"
+    );
     assert_eq!(h["severity"], "high");
     // 10 messages a bucket, 3 copies each expected, none delivered.
     assert_eq!(h["anomaly"]["baseline"].as_f64().unwrap().round(), 30.0);
@@ -190,6 +195,11 @@ fn normal_half_gives_no_anomaly_and_the_flag_turns_them_off() {
 
     // An unknown field is a usage error (64), like the rules' config.
     std::fs::write(&cfg, r#"{"warmup": 120}"#).unwrap();
-    let out = mqscope(&["replay", "--anomaly-config", cfg.to_str().unwrap(), pa.to_str().unwrap()]);
+    let out = mqscope(&[
+        "replay",
+        "--anomaly-config",
+        cfg.to_str().unwrap(),
+        pa.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(64));
 }

@@ -44,6 +44,8 @@ pub const NF: usize = FEATURES.len();
 
 /// Silhouette needed to prefer k >= 2 clusters over one.
 const MIN_SILHOUETTE: f64 = 0.35;
+/// A smaller k is preferred while its silhouette is within this of the best.
+const SILHOUETTE_SLACK: f64 = 0.1;
 /// Points used to compute a silhouette (it is quadratic).
 const SILHOUETTE_SAMPLE: usize = 300;
 
@@ -109,9 +111,7 @@ fn silhouette(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
             if i == j {
                 continue;
             }
-            let (Some(&lj), true) = (labels.get(j), true) else {
-                continue;
-            };
+            let Some(&lj) = labels.get(j) else { continue };
             if let (Some(s), Some(c)) = (sums.get_mut(lj), counts.get_mut(lj)) {
                 *s += dist(x.row(i), x.row(j));
                 *c += 1;
@@ -124,10 +124,13 @@ fn silhouette(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
             counted += 1;
             continue;
         }
-        let a = sums[li] / own as f64;
-        let b = (0..k)
-            .filter(|&c| c != li && counts[c] > 0)
-            .map(|c| sums[c] / counts[c] as f64)
+        let a = sums.get(li).copied().unwrap_or(0.0) / own as f64;
+        let b = sums
+            .iter()
+            .zip(&counts)
+            .enumerate()
+            .filter(|&(c, (_, &n))| c != li && n > 0)
+            .map(|(_, (s, &n))| s / n as f64)
             .fold(f64::INFINITY, f64::min);
         if b.is_finite() {
             let m = a.max(b);
@@ -141,6 +144,9 @@ fn silhouette(x: &Array2<f64>, labels: &[usize], k: usize) -> f64 {
         total / counted as f64
     }
 }
+
+/// k, silhouette, centroids, labels.
+type Fitted = (usize, f64, Array2<f64>, Vec<usize>);
 
 /// Fits k-means; `None` if linfa refuses (e.g. fewer distinct points than k).
 fn kmeans(x: &Array2<f64>, k: usize, seed: u64) -> Option<(Array2<f64>, Vec<usize>)> {
@@ -194,20 +200,29 @@ pub fn run(fit: &[[f64; NF]], score: &[[f64; NF]], cfg: &PeerConfig) -> PeerRun 
     }
     // k by silhouette; k = 1 is the coordinate-wise mean.
     let max_k = cfg.max_k.min(n / cfg.min_peers.max(1)).max(1);
-    let mut best: (usize, f64, Array2<f64>, Vec<usize>) = {
+    let mut best: Fitted = {
         let c = x
             .mean_axis(Axis(0))
             .unwrap_or_else(|| ndarray::Array1::zeros(NF));
         (1, MIN_SILHOUETTE, c.insert_axis(Axis(0)), vec![0; n])
     };
+    let mut fits = Vec::new();
     for k in 2..=max_k {
         let Some((c, labels)) = kmeans(&x, k, cfg.seed) else {
             continue;
         };
         let s = silhouette(&x, &labels, k);
-        if s > best.1 + 1e-9 {
-            best = (k, s, c, labels);
-        }
+        fits.push((k, s, c, labels));
+    }
+    // Parsimony: the smallest k within `SILHOUETTE_SLACK` of the best silhouette. Counts
+    // are discrete, so identical clients split into ever finer "perfect" clusters; the
+    // extra clusters describe nothing new.
+    let top = fits.iter().map(|f| f.1).fold(f64::NEG_INFINITY, f64::max);
+    if let Some(f) = fits
+        .into_iter()
+        .find(|f| f.1 >= MIN_SILHOUETTE && f.1 >= top - SILHOUETTE_SLACK)
+    {
+        best = f;
     }
     let (k, _, centroids, labels) = best;
     out.k = k;
