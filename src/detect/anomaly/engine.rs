@@ -24,6 +24,10 @@ use super::known::Known;
 use super::topics::TopicState;
 use super::track::{StepParams, Track};
 
+/// Maps keyed by wire data: randomly seeded (a sender cannot aim for collisions), and
+/// fast. Nothing depends on their iteration order.
+pub type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Detectors held and what happened at the cap.
 #[derive(Clone, Debug, Default)]
 pub struct Budget {
@@ -108,10 +112,10 @@ pub struct AnomalyEngine {
     pub(super) cfg: AnomalyConfig,
     pub(super) dcfg: DetectorConfig,
     pub(super) alerts: Alerts,
-    pub(super) topics: HashMap<Box<str>, TopicState>,
-    pub(super) clients: HashMap<Box<[u8]>, ClientState>,
+    pub(super) topics: Map<Box<str>, TopicState>,
+    pub(super) clients: Map<Box<[u8]>, ClientState>,
     pub(super) exchanges: Vec<ExchangeState>,
-    pub(super) metrics: HashMap<String, MetricState>,
+    pub(super) metrics: Map<String, MetricState>,
     pub(super) known_topics: Known,
     pub(super) known_templates: Known,
     pub(super) known_clients: Known,
@@ -142,13 +146,13 @@ impl AnomalyEngine {
                 cfg.max_hits,
                 cooldown.saturating_mul(1_000_000_000),
             ),
-            topics: HashMap::new(),
-            clients: HashMap::new(),
+            topics: Map::default(),
+            clients: Map::default(),
             exchanges: Exchange::ALL
                 .iter()
                 .map(|_| ExchangeState::default())
                 .collect(),
-            metrics: HashMap::new(),
+            metrics: Map::default(),
             known_topics: Known::default(),
             known_templates: Known::default(),
             known_clients: Known::default(),
@@ -268,7 +272,7 @@ impl AnomalyEngine {
             self.metrics_pass(brokers, now_ns);
         }
         // Idle sweep once a minute of buckets, or at once when the cap turned someone away.
-        if self.clock.buckets % 60 == 0 || self.budget.refused > self.c.series_refused {
+        if self.clock.buckets.is_multiple_of(60) || self.budget.refused > self.c.series_refused {
             self.sweep(now_ns);
         }
         self.c.series_refused = self.budget.refused;

@@ -187,11 +187,13 @@ fn no_alert_during_warm_up() {
 #[test]
 fn default_config_is_valid_and_bad_fields_are_named() {
     assert!(AnomalyConfig::default().validate().is_empty());
-    let mut c = AnomalyConfig::default();
-    c.bucket_secs = 0;
+    let mut c = AnomalyConfig {
+        bucket_secs: 0,
+        alert_probability: 0.0,
+        ..AnomalyConfig::default()
+    };
     c.rate.drop_ratio = 1.5;
     c.peers.max_k = 0;
-    c.alert_probability = 0.0;
     let errs = c.validate();
     for f in [
         "bucket_secs",

@@ -6,6 +6,8 @@
 //! topic's totals (`folded_topics` changed) gives no sample that bucket: the delta would
 //! not be this bucket's traffic.
 
+use std::cell::OnceCell;
+
 use serde::{Deserialize, Serialize};
 
 use crate::detect::rules::hit::{AnomalyDetail, Severity};
@@ -239,7 +241,7 @@ impl AnomalyEngine {
             now,
             bucket_ns,
         };
-        let key = format!("topic:{name}");
+        let kc: OnceCell<String> = OnceCell::new();
         let last_seen = snap.last_seen_ns;
 
         // Silence first: a periodic topic that stopped is a silence, not a rate drop.
@@ -248,9 +250,9 @@ impl AnomalyEngine {
         if let Some(since) = st.silent_since {
             if last_seen.is_some_and(|l| l > since) {
                 st.silent_since = None;
-                ctx.clear("anomaly_silence", &key);
+                ctx.clear("anomaly_silence", k(&kc, name));
             } else {
-                ctx.keep("anomaly_silence", &key, None, None);
+                ctx.keep("anomaly_silence", k(&kc, name), None, None);
             }
         } else if cfg.silence.enabled
             && periodic
@@ -277,7 +279,7 @@ impl AnomalyEngine {
                 ctx.fire(
                     "anomaly_silence",
                     Severity::Medium,
-                    &key,
+                    k(&kc, name),
                     detail,
                     Some(last),
                     s,
@@ -315,24 +317,26 @@ impl AnomalyEngine {
                     }
                     track::count_change(e, x, rc)
                 });
-                let a = Alarm {
-                    up_rule: "anomaly_rate_spike",
-                    down_rule: "anomaly_rate_drop",
-                    severity: Severity::Medium,
-                    key: &key,
-                    series: RATE,
-                    x: d_in,
-                    sample_ts: last_seen,
-                };
-                ctx.apply(step, &a, |up, e, thr| {
-                    format!(
-                        "{name}: {} messages in one bucket, baseline {} ({} {})",
-                        num(d_in),
-                        num(e),
-                        if up { "spike above" } else { "drop below" },
-                        num(thr)
-                    )
-                });
+                if step != track::Step::Quiet {
+                    let a = Alarm {
+                        up_rule: "anomaly_rate_spike",
+                        down_rule: "anomaly_rate_drop",
+                        severity: Severity::Medium,
+                        key: k(&kc, name),
+                        series: RATE,
+                        x: d_in,
+                        sample_ts: last_seen,
+                    };
+                    ctx.apply(step, &a, |up, e, thr| {
+                        format!(
+                            "{name}: {} messages in one bucket, baseline {} ({} {})",
+                            num(d_in),
+                            num(e),
+                            if up { "spike above" } else { "drop below" },
+                            num(thr)
+                        )
+                    });
+                }
             }
         }
 
@@ -348,23 +352,25 @@ impl AnomalyEngine {
                 let step = t.step(now, mean, &byte_p, |e, x| {
                     track::shift(e, x, pc.ratio, pc.min_delta_bytes)
                 });
-                let a = Alarm {
-                    up_rule: "anomaly_payload_shift",
-                    down_rule: "anomaly_payload_shift",
-                    severity: Severity::Low,
-                    key: &key,
-                    series: PAYLOAD,
-                    x: mean,
-                    sample_ts: last_seen,
-                };
-                ctx.apply(step, &a, |up, e, _| {
-                    format!(
-                        "{name}: mean payload {} bytes, usually {} ({})",
-                        num(mean.round()),
-                        num(e.round()),
-                        if up { "larger" } else { "smaller" }
-                    )
-                });
+                if step != track::Step::Quiet {
+                    let a = Alarm {
+                        up_rule: "anomaly_payload_shift",
+                        down_rule: "anomaly_payload_shift",
+                        severity: Severity::Low,
+                        key: k(&kc, name),
+                        series: PAYLOAD,
+                        x: mean,
+                        sample_ts: last_seen,
+                    };
+                    ctx.apply(step, &a, |up, e, _| {
+                        format!(
+                            "{name}: mean payload {} bytes, usually {} ({})",
+                            num(mean.round()),
+                            num(e.round()),
+                            if up { "larger" } else { "smaller" }
+                        )
+                    });
+                }
             }
         }
 
@@ -380,22 +386,24 @@ impl AnomalyEngine {
                 let step = t.step(now, mean, &lat_p, |e, x| {
                     track::rise(e, x, lc.ratio, lc.min_delta_ms * 1e-3)
                 });
-                let a = Alarm {
-                    up_rule: "anomaly_latency_regression",
-                    down_rule: "anomaly_latency_regression",
-                    severity: Severity::Medium,
-                    key: &key,
-                    series: FANOUT_LAT,
-                    x: mean,
-                    sample_ts: last_seen,
-                };
-                ctx.apply(step, &a, |_, e, _| {
-                    format!(
-                        "{name}: broker fan-out takes {:.1} ms on average, usually {:.1} ms",
-                        mean * 1e3,
-                        e * 1e3
-                    )
-                });
+                if step != track::Step::Quiet {
+                    let a = Alarm {
+                        up_rule: "anomaly_latency_regression",
+                        down_rule: "anomaly_latency_regression",
+                        severity: Severity::Medium,
+                        key: k(&kc, name),
+                        series: FANOUT_LAT,
+                        x: mean,
+                        sample_ts: last_seen,
+                    };
+                    ctx.apply(step, &a, |_, e, _| {
+                        format!(
+                            "{name}: broker fan-out takes {:.1} ms on average, usually {:.1} ms",
+                            mean * 1e3,
+                            e * 1e3
+                        )
+                    });
+                }
             }
         }
 
@@ -413,12 +421,12 @@ impl AnomalyEngine {
                     f.since_ns = None;
                     f.calm = 0;
                     f.ratio = if d_in > 0.0 { d_out / d_in } else { 0.0 };
-                    ctx.clear("anomaly_fanout_loss", &key);
+                    ctx.clear("anomaly_fanout_loss", k(&kc, name));
                 } else if loss || d_in < 1.0 {
                     f.calm = 0;
                     ctx.keep(
                         "anomaly_fanout_loss",
-                        &key,
+                        k(&kc, name),
                         Some(format!("{FANOUT} = {}", num(d_out))),
                         last_seen,
                     );
@@ -427,7 +435,7 @@ impl AnomalyEngine {
                     if f.calm >= cfg.clear_buckets {
                         f.since_ns = None;
                         f.calm = 0;
-                        ctx.clear("anomaly_fanout_loss", &key);
+                        ctx.clear("anomaly_fanout_loss", k(&kc, name));
                     }
                 }
             } else if loss && f.n >= cfg.warmup_buckets() {
@@ -451,7 +459,7 @@ impl AnomalyEngine {
                     ctx.fire(
                         "anomaly_fanout_loss",
                         Severity::High,
-                        &key,
+                        k(&kc, name),
                         detail,
                         last_seen,
                         s,
@@ -468,6 +476,11 @@ impl AnomalyEngine {
             }
         }
     }
+}
+
+/// The alert key of a topic, formatted only when an alert needs it.
+fn k<'a>(c: &'a OnceCell<String>, name: &str) -> &'a str {
+    c.get_or_init(|| format!("topic:{name}"))
 }
 
 /// A topic's silence is judged only once its rate baseline is past warm-up (or, with
