@@ -173,7 +173,16 @@ pub fn run(fit: &[[f64; NF]], score: &[[f64; NF]], cfg: &PeerConfig) -> PeerRun 
     if n < cfg.min_clients.max(2) {
         return out;
     }
-    let logf = |r: &[f64; NF]| r.map(|v| v.max(0.0).ln_1p());
+    // Counters give finite values; anything else would poison the whole fit.
+    let logf = |r: &[f64; NF]| {
+        r.map(|v| {
+            if v.is_finite() {
+                v.max(0.0).ln_1p()
+            } else {
+                0.0
+            }
+        })
+    };
     let lf: Vec<[f64; NF]> = fit.iter().map(logf).collect();
     // Robust centre and scale per feature.
     let mut center = [0.0; NF];
@@ -208,7 +217,10 @@ pub fn run(fit: &[[f64; NF]], score: &[[f64; NF]], cfg: &PeerConfig) -> PeerRun 
     };
     let mut fits = Vec::new();
     for k in 2..=max_k {
-        let Some((c, labels)) = kmeans(&x, k, cfg.seed) else {
+        // A third-party numeric routine on the processing thread: should it ever panic
+        // on some degenerate input, lose this k, not the sidecar.
+        let fitted = std::panic::catch_unwind(|| kmeans(&x, k, cfg.seed));
+        let Ok(Some((c, labels))) = fitted else {
             continue;
         };
         let s = silhouette(&x, &labels, k);
@@ -316,6 +328,22 @@ mod tests {
         assert_eq!(r.k, 2);
         assert_eq!(r.peer_groups, 2);
         assert!(r.outliers.is_empty(), "{:?}", r.outliers);
+    }
+
+    #[test]
+    fn identical_clients_are_one_group_without_outliers() {
+        // Degenerate input for k-means++ (every distance 0): no panic, k = 1.
+        let rows = vec![[60.0, 0.0, 100.0, 0.0, 1.0, 0.0, 30.0]; 40];
+        let r = run(&rows, &rows, &cfg());
+        assert_eq!(r.k, 1);
+        assert_eq!(r.peer_groups, 1);
+        assert!(r.outliers.is_empty());
+        // Two distinct values only: k above 2 cannot be fitted meaningfully.
+        let mut rows2 = rows.clone();
+        rows2.extend(vec![[0.0, 600.0, 0.0, 90.0, 1.0, 3.0, 30.0]; 10]);
+        let r = run(&rows2, &rows2, &cfg());
+        assert_eq!((r.k, r.peer_groups), (2, 2));
+        assert!(r.outliers.is_empty());
     }
 
     #[test]
