@@ -600,3 +600,34 @@ fn series_beyond_the_cap_are_refused_not_swapped_in() {
     assert_eq!(k.series_created, 10);
     assert_eq!(k.series_evicted, 0);
 }
+
+#[test]
+fn slower_broker_delivery_is_a_fanout_latency_regression() {
+    let mut w = plant(cfg());
+    let start = T0 + 1800 * NS;
+    w.run_until(start);
+    // Copies leave the broker 50 ms after the message came in instead of 2-3 ms.
+    for c in &mut w.cons {
+        c.delay_ns = 50_000_000;
+    }
+    w.run_until(start + 300 * NS);
+    let hits = w.hits();
+    let l = find(&hits, "anomaly_latency_regression", "broker:latency_fanout");
+    assert_eq!(l.len(), 1, "{}", describe(&hits));
+    assert!(
+        l[0].ts_ns > start && l[0].ts_ns <= start + 3 * BUCKET,
+        "{}",
+        describe(&hits)
+    );
+    let a = l[0].anomaly.as_ref().unwrap();
+    // Mean of the two consumers' delays: 2.5 ms before, 50 ms after (the bucket of the
+    // change mixes both).
+    assert!((a.baseline - 0.0025).abs() < 0.0005, "{a:?}");
+    assert!(a.observed > 0.040 && a.observed <= 0.050 + 1e-6, "{a:?}");
+    // Per topic there are only 4 copies a bucket (< min_samples 5): no per-topic series.
+    assert!(
+        hits.iter().all(|h| h.rule == "anomaly_latency_regression"),
+        "{}",
+        describe(&hits)
+    );
+}
