@@ -268,11 +268,21 @@ impl Default for BrokerConfig {
 }
 
 /// Where baselines are saved; nothing is written without a path.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PersistConfig {
     pub path: Option<PathBuf>,
+    /// Seconds between saves (`persist_due`).
     pub interval_s: u64,
+}
+
+impl Default for PersistConfig {
+    fn default() -> Self {
+        PersistConfig {
+            path: None,
+            interval_s: 900,
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -357,10 +367,7 @@ impl Default for AnomalyConfig {
             new_names: NewNamesConfig::default(),
             peers: PeerConfig::default(),
             broker: BrokerConfig::default(),
-            persist: PersistConfig {
-                path: None,
-                interval_s: 900,
-            },
+            persist: PersistConfig::default(),
         }
     }
 }

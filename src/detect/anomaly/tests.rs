@@ -229,3 +229,109 @@ fn load_refuses_another_format_version_or_bucket_width() {
     assert!(fresh.load(b30.as_bytes()).unwrap_err().contains("30 s"));
     assert!(fresh.load(&b"{not json"[..]).is_err());
 }
+
+/// The `[anomaly]` section as documented for `mqscope run` (every key, defaults shown).
+pub const EXAMPLE_TOML: &str = r#"
+[anomaly]
+enabled = true
+bucket_secs = 10
+warmup_s = 1800
+learn_s = 3600
+max_series = 20000
+max_topics = 20000
+max_clients = 50000
+max_known = 200000
+idle_evict_s = 21600
+seasonality = "daily"   # none | daily | weekly
+season_buckets = 24
+alert_probability = 0.001
+confirm_buckets = 2
+clear_buckets = 3
+max_firing_s = 3600
+cooldown_s = 600
+max_hits = 1000
+max_catchup_buckets = 360
+
+[anomaly.rate]
+enabled = true
+spike_ratio = 3.0
+spike_min_delta = 10.0
+z = 5.0
+drop_ratio = 0.3
+drop_min_expected = 20.0
+per_client = true
+
+[anomaly.silence]
+enabled = true
+periods = 5.0
+min_gaps = 10
+min_silence_s = 30.0
+client_min_gaps = 20
+client_max_jitter = 0.5
+
+[anomaly.payload]
+enabled = true
+ratio = 0.5
+min_delta_bytes = 32.0
+min_msgs = 3
+
+[anomaly.latency]
+enabled = true
+ratio = 3.0
+min_delta_ms = 5.0
+min_samples = 5
+
+[anomaly.fanout]
+enabled = true
+min_ratio = 0.5
+loss_fraction = 0.2
+min_expected = 10.0
+
+[anomaly.unanswered]
+enabled = true
+min_count = 10.0
+ratio = 3.0
+
+[anomaly.new_names]
+topics = true
+clients = true
+max_per_bucket = 5
+
+[anomaly.peers]
+enabled = true
+every_buckets = 30
+max_clients = 2000
+min_clients = 10
+min_peers = 3
+max_k = 6
+distance = 5.0
+scale_floor = 0.5
+seed = 7886211293411042609
+
+[anomaly.broker]
+enabled = true
+spike_ratio = 3.0
+min_delta = 10.0
+drop_ratio = 0.3
+drop_min_expected = 10.0
+
+[anomaly.persist]
+path = "/var/lib/mqscope/anomaly-baselines.json"
+interval_s = 900
+"#;
+
+#[test]
+fn example_toml_section_is_every_default() {
+    #[derive(serde::Deserialize)]
+    struct File {
+        anomaly: AnomalyConfig,
+    }
+    let f: File = toml::from_str(EXAMPLE_TOML).unwrap();
+    let mut want = AnomalyConfig::default();
+    want.persist.path = Some("/var/lib/mqscope/anomaly-baselines.json".into());
+    assert_eq!(f.anomaly, want);
+    assert!(f.anomaly.validate().is_empty());
+    // A path alone gets the default interval.
+    let f: File = toml::from_str("[anomaly.persist]\npath = \"/x\"\n").unwrap();
+    assert_eq!(f.anomaly.persist.interval_s, 900);
+}
