@@ -525,8 +525,12 @@ fn one_client_publishing_fifty_times_its_peers_is_a_peer_outlier() {
     let start = T0 + 1800 * NS;
     w.run_until(start);
     w.devs[11].mult = 50;
+    // And a newcomer that is an outlier from its first comparison.
+    w.device("dev-new", "acme/site1/line0/press77/temperature", 0.1, 60);
     w.run_until(start + 900 * NS);
     let hits = w.hits();
+    let n = find(&hits, "anomaly_peer_outlier", "client:dev-new");
+    assert_eq!(n.len(), 1, "{}", describe(&hits));
     let p = find(&hits, "anomaly_peer_outlier", "client:dev-11");
     assert_eq!(p.len(), 1, "{}", describe(&hits));
     // Peer runs every 30 buckets (5 min): the first run after the change sees part of
@@ -543,7 +547,7 @@ fn one_client_publishing_fifty_times_its_peers_is_a_peer_outlier() {
         hits.iter()
             .filter(|h| h.rule == "anomaly_peer_outlier")
             .count()
-            == 1,
+            == 2,
         "{}",
         describe(&hits)
     );

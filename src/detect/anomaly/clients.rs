@@ -74,8 +74,12 @@ pub struct ClientState {
     pub gap_dev_s: f64,
     pub gaps: u64,
     pub silent_since: Option<u64>,
-    /// Outlier during the learning period: part of what normal looks like here.
+    /// Outlier when first compared with its peers, and around since the learning
+    /// period: part of what normal looks like here.
     pub peer_accepted: bool,
+    /// Compared with its peers at least once.
+    #[serde(default)]
+    pub peer_scored: bool,
     pub peer_firing: bool,
     /// Time of the last peer run that scored this client.
     #[serde(skip)]
@@ -103,6 +107,7 @@ impl ClientState {
 struct PeerRow {
     id: Box<[u8]>,
     hash: u64,
+    first_seen_ns: u64,
     f: [f64; NF],
 }
 
@@ -310,6 +315,7 @@ impl AnomalyEngine {
         Some(PeerRow {
             id: id.into(),
             hash: name_hash(b's', id),
+            first_seen_ns: c.first_seen_ns,
             f: [
                 din / span_min,
                 dout / span_min,
@@ -322,10 +328,11 @@ impl AnomalyEngine {
         })
     }
 
-    /// Clusters the active clients and raises / clears peer-outlier alerts. Outliers
-    /// found during the learning period are accepted as normal for this site (a lone
-    /// historian, a bridge); only clients that turn into outliers later, or new ones
-    /// that are, are alerted.
+    /// Clusters the active clients and raises / clears peer-outlier alerts. A client
+    /// that is an outlier the first time it is compared, and was around before the
+    /// learning period ended, is accepted as normal for this site (a lone historian, a
+    /// bridge); clients that turn into outliers later, or new ones that are, are
+    /// alerted. An accepted client that comes back among its peers loses the pass.
     fn peer_run(&mut self, mut rows: Vec<PeerRow>, now: u64) {
         let pc = self.cfg.peers.clone();
         rows.sort_by(|a, b| a.id.cmp(&b.id));
@@ -352,7 +359,9 @@ impl AnomalyEngine {
         if run.k == 0 {
             return;
         }
-        let learning = !self.learned(now);
+        let learned_at = self.clock.first_ns.map_or(now, |f| {
+            f.saturating_add(self.cfg.learn_s.saturating_mul(1_000_000_000))
+        });
         let bucket_ns = self.cfg.bucket_ns();
         let mut ctx = Ctx {
             alerts: &mut self.alerts,
@@ -375,9 +384,11 @@ impl AnomalyEngine {
             };
             let key = || format!("client:{}", id_text(&row.id));
             st.peer_seen = now;
+            let first = !st.peer_scored;
+            st.peer_scored = true;
             match (out, detail) {
                 (true, Some(o)) => {
-                    if learning {
+                    if first && row.first_seen_ns < learned_at {
                         st.peer_accepted = true;
                     } else if st.peer_firing {
                         ctx.keep(
