@@ -441,7 +441,7 @@ impl AnomalyConfig {
             &mut e,
             "max_catchup_buckets",
             u64::from(self.max_catchup_buckets),
-            0,
+            1,
             100_000,
         );
         let r = &self.rate;

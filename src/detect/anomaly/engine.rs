@@ -67,7 +67,8 @@ pub struct AnomalyCounters {
     pub series_created: u64,
     /// Series dropped with their idle entity.
     pub series_evicted: u64,
-    /// Series not created because `max_series` was reached.
+    /// Series creations refused because `max_series` was reached (attempts: an entity
+    /// without its series asks again every bucket).
     pub series_refused: u64,
     pub topics_tracked: u64,
     pub clients_tracked: u64,
