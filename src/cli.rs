@@ -160,6 +160,14 @@ struct ReplayArgs {
     /// Do not run the security rules.
     #[arg(long)]
     no_rules: bool,
+    /// Anomaly engine configuration as JSON (fields of `AnomalyConfig`; missing ones
+    /// default). With `persist.path` set, baselines are loaded from it before the replay
+    /// and saved to it after.
+    #[arg(long)]
+    anomaly_config: Option<PathBuf>,
+    /// Do not run the anomaly detectors.
+    #[arg(long)]
+    no_anomalies: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -352,26 +360,49 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             Err(code) => return Ok(code),
         }
     };
+    // Anomalies read the observer: off with --no-observe.
+    let anomaly = if a.no_anomalies || a.no_observe {
+        None
+    } else {
+        match load_anomaly_config(a.anomaly_config.as_deref()) {
+            Ok(e) => Some(e),
+            Err(code) => return Ok(code),
+        }
+    };
     let inner = ReplaySink { jsonl, observer };
-    let (report, mut sink, mut rules) = match engine {
+    let (report, mut sink, mut rules, mut anomaly) = match engine {
         Some(engine) => {
             let cap = ObserveConfig::default().max_events_queued;
-            let mut rs = replay::rules::RulesSink::new(inner, engine, cap);
-            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut rs);
+            let rs = replay::rules::RulesSink::new(inner, engine, cap);
+            let mut an = replay::anomaly::AnomalySink::new(rs, anomaly);
+            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut an);
+            let replay::anomaly::AnomalySink {
+                inner: mut rs,
+                engine: anomaly,
+                ..
+            } = an;
             rs.finish();
             let replay::rules::RulesSink {
                 inner,
                 engine,
                 events,
             } = rs;
-            (report, inner, Some((engine, events)))
+            (report, inner, Some((engine, events)), anomaly)
         }
         None => {
-            let mut inner = inner;
-            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut inner);
-            (report, inner, None)
+            let mut an = replay::anomaly::AnomalySink::new(inner, anomaly);
+            let report = replay::replay_files(&a.files, cfg, progress.as_ref(), &mut an);
+            (report, an.inner, None, an.engine)
         }
     };
+    if let Some(eng) = &mut anomaly
+        && eng.config().persist.path.is_some()
+    {
+        let at = eng.last_bucket_ns().unwrap_or(0);
+        if let Err(e) = eng.save_file(at) {
+            eprintln!("mqscope: saving anomaly baselines: {e}");
+        }
+    }
     if let Some(w) = sink.jsonl.take() {
         match w.finish() {
             Ok(_) => {}
@@ -396,11 +427,17 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             if let Some((engine, _)) = &rules {
                 eprint!("{}", replay::rules::to_text(engine.hits()));
             }
+            if let Some(eng) = &anomaly {
+                eprint!("{}", replay::anomaly::to_text(eng.hits()));
+            }
         }
         if let Some(path) = &a.report_json {
             let mut v = replay::report::to_json(&snap, &kept_events);
             if let (Some((engine, _)), Some(m)) = (&rules, v.as_object_mut()) {
                 m.insert("rules".into(), serde_json::to_value(engine.snapshot())?);
+            }
+            if let (Some(eng), Some(m)) = (&anomaly, v.as_object_mut()) {
+                m.insert("anomalies".into(), serde_json::to_value(eng.snapshot())?);
             }
             let text = serde_json::to_string_pretty(&v)?;
             std::fs::write(path, text + "\n")
@@ -419,26 +456,11 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             snap = snap.with_observer(obs, metrics.config());
             snap.events = Some(tally);
         }
-        // mqscope_alerts_firing{rule,severity}: rule hits still active at the end of the
-        // replay, per rule (rules that hit and cleared show 0).
-        if let Some((engine, _)) = &rules {
-            let mut series: Vec<crate::export::prometheus::AlertSeries> = Vec::new();
-            for h in engine.hits() {
-                let firing = u64::from(h.cleared_ts_ns.is_none());
-                match series
-                    .iter_mut()
-                    .find(|s| s.rule == h.rule && s.severity == h.severity.name())
-                {
-                    Some(s) => s.firing += firing,
-                    None => series.push(crate::export::prometheus::AlertSeries {
-                        rule: h.rule.to_string(),
-                        severity: h.severity.name().to_string(),
-                        firing,
-                    }),
-                }
-            }
-            snap.alerts = series;
-        }
+        // mqscope_alerts_firing{rule,severity}: rule and anomaly hits still active at the
+        // end of the replay, per rule (rules that hit and cleared show 0).
+        let rule_hits = rules.as_ref().map_or(&[][..], |(e, _)| e.hits());
+        let anomaly_hits = anomaly.as_ref().map_or(&[][..], |e| e.hits());
+        snap.alerts = replay::anomaly::alert_series(rule_hits.iter().chain(anomaly_hits));
         metrics.publish(snap);
         // The file first, then readiness: whoever waits for /readyz finds the file written.
         if let Some(path) = &a.metrics_out {
@@ -497,6 +519,44 @@ fn load_rules_config(
         }
         ExitCode::from(EXIT_USAGE)
     })
+}
+
+/// The anomaly engine from `--anomaly-config` (defaults otherwise), with baselines
+/// loaded from its `persist.path` when that file exists; invalid → usage error.
+fn load_anomaly_config(
+    path: Option<&std::path::Path>,
+) -> Result<crate::detect::anomaly::AnomalyEngine, ExitCode> {
+    let cfg: crate::detect::anomaly::AnomalyConfig = match path {
+        None => Default::default(),
+        Some(p) => {
+            let parsed = std::fs::read_to_string(p)
+                .map_err(|e| e.to_string())
+                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("mqscope: {}: {e}", p.display());
+                    return Err(ExitCode::from(EXIT_USAGE));
+                }
+            }
+        }
+    };
+    let mut eng = crate::detect::anomaly::AnomalyEngine::new(cfg).map_err(|errs| {
+        for e in errs {
+            eprintln!("mqscope: anomaly config: {e}");
+        }
+        ExitCode::from(EXIT_USAGE)
+    })?;
+    match eng.load_file() {
+        Ok(Some(r)) => eprintln!(
+            "mqscope: loaded anomaly baselines: {} series, {} topics, {} clients",
+            r.series, r.topics, r.clients
+        ),
+        Ok(None) => {}
+        // A baseline file that cannot be used is not fatal: learn from scratch.
+        Err(e) => eprintln!("mqscope: anomaly baselines not loaded: {e}"),
+    }
+    Ok(eng)
 }
 
 fn load_metrics_config(

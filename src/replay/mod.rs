@@ -3,6 +3,7 @@
 //! `Dissector`. Several files are one capture in sequence (rotated files): flows carry
 //! over, frame numbers restart per file.
 
+pub mod anomaly;
 pub mod jsonl;
 pub mod progress;
 pub mod report;

@@ -33,6 +33,21 @@ pub struct Evidence {
     pub value: String,
 }
 
+/// What a statistical detector compared when it raised an anomaly hit: the series, its
+/// learned baseline, the value that crossed and the threshold it crossed. Rules leave
+/// this out.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct AnomalyDetail {
+    /// Which series of the key (`msgs_in per 10s bucket`, `mean payload bytes`, ...).
+    pub series: String,
+    pub baseline: f64,
+    pub observed: f64,
+    pub threshold: f64,
+    /// Detector score in [0, 1), 0.5 at the alert probability (0 when the check is not
+    /// a series detector, e.g. silence or a new name).
+    pub score: f64,
+}
+
 /// Evidence kept per hit (the first occurrences).
 pub const MAX_EVIDENCE: usize = 5;
 
@@ -52,8 +67,12 @@ pub struct RuleHit {
     pub summary: String,
     /// Last occurrence while active.
     pub last_ts_ns: u64,
-    /// When it resolved (last occurrence + cool-down); None: still active at the end.
+    /// When it resolved (last occurrence + cool-down, or when an anomaly's series was
+    /// normal again); None: still active at the end.
     pub cleared_ts_ns: Option<u64>,
+    /// Anomaly hits only: baseline, observed value and threshold when it fired.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub anomaly: Option<AnomalyDetail>,
 }
 
 /// What a rule found, before it becomes (or extends) a hit.
@@ -133,6 +152,7 @@ impl Alerts {
                 summary: f.summary,
                 last_ts_ns: f.ts_ns,
                 cleared_ts_ns: None,
+                anomaly: None,
             });
             Some(self.hits.len() - 1)
         } else {
@@ -140,6 +160,37 @@ impl Alerts {
             None
         };
         self.active.entry(&k, f.ts_ns, self.cooldown_ns, || idx);
+        true
+    }
+
+    /// Like `raise`, for an anomaly: a new hit carries `detail` (an active one keeps the
+    /// detail it fired with). Returns true if it is new.
+    pub fn raise_anomaly(&mut self, f: Finding, detail: AnomalyDetail) -> bool {
+        let k = (f.rule, f.key.clone());
+        let new = self.raise(f);
+        if new
+            && let Some(Some(i)) = self.active.get_mut(&k).copied()
+            && let Some(h) = self.hits.get_mut(i)
+        {
+            h.anomaly = Some(detail);
+        }
+        new
+    }
+
+    /// Whether `(rule, key)` is active.
+    pub fn is_active(&self, rule: &'static str, key: &str) -> bool {
+        self.active.contains(&(rule, key.to_string()))
+    }
+
+    /// Resolves the active hit `(rule, key)` at `now_ns` (its condition cleared), without
+    /// waiting for the cool-down. Returns true if one was active.
+    pub fn clear(&mut self, rule: &'static str, key: &str, now_ns: u64) -> bool {
+        let Some(slot) = self.active.remove(&(rule, key.to_string())) else {
+            return false;
+        };
+        if let Some(h) = slot.and_then(|i| self.hits.get_mut(i)) {
+            h.cleared_ts_ns = Some(now_ns.max(h.last_ts_ns));
+        }
         true
     }
 

@@ -227,6 +227,7 @@ mod tests {
             summary: format!("{rule} {key}"),
             last_ts_ns: ts_s * 1_000_000_000,
             cleared_ts_ns: cleared_s.map(|s| s * 1_000_000_000),
+            anomaly: None,
         }
     }
 

@@ -12,10 +12,12 @@
 //! | `session` | CONNECT / CONNACK / DISCONNECT / close: connection and client lifecycle |
 //! | `dispatch` | `on_record`: one match over the packet |
 //! | `snapshot` | owned, serialisable views for reports and exporters |
+//! | `activity` | allocation-free per-client and per-exchange totals for per-bucket detectors |
 //!
 //! Common path (QoS 0/1 PUBLISH, PUBACK): a connection lookup, a pending-table insert or
 //! removal, a fan-out table insert or lookup, no allocation.
 
+mod activity;
 mod client;
 mod conn;
 mod dispatch;
@@ -36,6 +38,7 @@ use crate::observe::config::ObserveConfig;
 use crate::observe::event::EventQueue;
 use crate::observe::types::{Exchange, GroupId};
 
+pub use activity::{ClientActivity, ExchangeTotals};
 pub use client::EndKind;
 pub use fanout::{FanoutCounters, message_hash};
 pub use snapshot::{
