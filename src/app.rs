@@ -24,6 +24,7 @@ use tokio::sync::{Notify, mpsc};
 use crate::broker::{BrokerFeed, BrokerMetrics, EmqxEventStats, SysConfig, SysStats};
 use crate::capture::CaptureStats;
 use crate::config::{Config, ConfigError};
+use crate::detect::anomaly::AnomalySnapshot;
 use crate::detect::rules::{RuleEngine, RulesSnapshot};
 use crate::dissect::{DissectStats, Dissector};
 use crate::export::MetricsState;
@@ -88,6 +89,8 @@ pub struct AppSnapshot {
     pub observer: ObserverSnapshot,
     /// Security rule hits and counters; `None` when the rules are off.
     pub rules: Option<RulesSnapshot>,
+    /// Anomaly hits and counters; `None` when anomaly detection is off.
+    pub anomalies: Option<AnomalySnapshot>,
     /// Alerts fired / resolved and log records handed to the outputs.
     pub outputs: OutputStats,
     /// `None` without a `[broker]` input.
@@ -165,6 +168,7 @@ impl AppSnapshot {
             "tcp": self.tcp,
             "observer": self.observer,
             "rules": self.rules,
+            "anomalies": self.anomalies,
             "outputs": self.outputs,
             "broker": self.broker,
             "recent_events": self.recent_events,
@@ -357,10 +361,32 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         );
     }
 
+    let mut pipe = Pipeline::new(observer, Some(rules), outputs);
+    if cfg.anomaly.enabled {
+        let mut eng = crate::detect::anomaly::AnomalyEngine::new(cfg.anomaly.clone())
+            .map_err(|e| anyhow::anyhow!("anomaly: {}", e.join("; ")))?;
+        // Baselines from the last run: detection resumes without a new warm-up. A missing
+        // or unreadable file only means learning from zero.
+        match eng.load_file() {
+            Ok(Some(r)) => tracing::info!(
+                series = r.series,
+                topics = r.topics,
+                clients = r.clients,
+                dropped = r.series_dropped,
+                "anomaly baselines loaded"
+            ),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "anomaly baselines not loaded; learning from zero")
+            }
+        }
+        pipe.anomaly = Some(eng);
+    }
+
     let shutdown = Arc::new(AtomicBool::new(false));
     let proc = Processor {
         dissector: Dissector::new(cfg.dissect()),
-        pipe: Pipeline::new(observer, Some(rules), outputs),
+        pipe,
         capture,
         interface: cfg.capture.interface.clone(),
         broker: broker_link,

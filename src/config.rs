@@ -16,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::capture::FlowLimits;
+use crate::detect::anomaly::AnomalyConfig;
 use crate::detect::rules::RulesConfig;
 use crate::dissect::DissectConfig;
 use crate::export::alerts::AlertsConfig;
@@ -46,6 +47,8 @@ pub struct Config {
     pub azure_logs: AzureLogsConfig,
     /// The metrics and every event / alert edge over OTLP (an OpenTelemetry Collector).
     pub otlp: OtlpConfig,
+    /// Baselines and anomaly detectors on the observed series.
+    pub anomaly: AnomalyConfig,
 }
 
 /// Live capture and what of it is MQTT.
@@ -362,6 +365,16 @@ impl Config {
                 .map_or_else(|| "azure_logs".to_string(), |k| format!("azure_logs.{k}"));
             v.err(&key, m);
         }
+        // Its sentences start with `anomaly.<key>`.
+        for m in self.anomaly.validate() {
+            let key = m
+                .split_whitespace()
+                .next()
+                .filter(|k| k.starts_with("anomaly."))
+                .unwrap_or("anomaly")
+                .to_string();
+            v.err(&key, m);
+        }
         // Its sentences name the key relative to [otlp].
         for m in self.otlp.validate() {
             let key = m
@@ -523,6 +536,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
                         | "alerts"
                         | "azure_logs"
                         | "otlp"
+                        | "anomaly"
                 ) {
                     format!("must be a table ([{name}])")
                 } else {
@@ -541,6 +555,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
             "alerts" => cfg.alerts = section_of(&name, section, &mut err),
             "azure_logs" => cfg.azure_logs = section_of(&name, section, &mut err),
             "otlp" => cfg.otlp = section_of(&name, section, &mut err),
+            "anomaly" => cfg.anomaly = section_of(&name, section, &mut err),
             _ => err(
                 name.clone(),
                 format!("unknown section (known: {})", SECTIONS.join(", ")),
@@ -550,7 +565,7 @@ fn parse(text: &str) -> Result<(Config, Lines, Vec<ConfigError>), ConfigErrors> 
     Ok((cfg, lines, errs))
 }
 
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
     "capture",
     "limits",
     "observe",
@@ -560,6 +575,7 @@ const SECTIONS: [&str; 9] = [
     "alerts",
     "azure_logs",
     "otlp",
+    "anomaly",
 ];
 
 /// Deserializes one section key by key, so that every unknown key and every wrong type is

@@ -306,3 +306,76 @@ url = "http://127.0.0.1:{am_port}"
         }
     }
 }
+
+/// Issue #6: baselines are saved to disk and reloaded at start, so a restart does not
+/// relearn from zero. A real publisher feeds a topic once every 200 ms; after SIGTERM the
+/// file holds the learned series; the next start loads them (and says how many).
+#[test]
+fn anomaly_baselines_survive_a_restart() {
+    let dir = temp_dir("live-baselines");
+    let (_broker, port) = password_broker(&dir);
+    let baselines = dir.join("baselines.json");
+    let cfg = write_config(
+        &dir,
+        port,
+        &format!(
+            "\n[anomaly]\nbucket_secs = 1\nwarmup_s = 2\n[anomaly.persist]\npath = \"{}\"\ninterval_s = 10\n",
+            baselines.display()
+        ),
+    );
+    let args = ["--config", cfg.to_str().unwrap()];
+    let mq = start_mqscope(&dir, &args);
+    let p = port.to_string();
+    for i in 0..20 {
+        let m = i.to_string();
+        let out = run_client(&[
+            "mosquitto_pub",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &p,
+            "-u",
+            "dev",
+            "-P",
+            "devpw",
+            "-i",
+            "sensor-1",
+            "-t",
+            "plant/line1/temp",
+            "-m",
+            &m,
+            "-q",
+            "1",
+        ]);
+        assert!(out.status.success(), "{out:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let first = mq.terminate();
+    let series = first["anomalies"]["counters"].clone();
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&baselines).unwrap())
+        .expect("baselines file is JSON");
+    let text = saved.to_string();
+    assert!(text.contains("plant/line1/temp"), "{series}");
+    let mut mq = start_mqscope(&dir, &args);
+    wait_line(
+        &mq.stderr,
+        "anomaly baselines loaded",
+        Duration::from_secs(5),
+        &mut mq.seen,
+    );
+    let line = mq
+        .seen
+        .iter()
+        .find(|l| l.contains("anomaly baselines loaded"))
+        .unwrap()
+        .clone();
+    let n: u64 = line
+        .split("series=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(n >= 1, "{line}");
+    assert!(line.contains("topics=1"), "{line}");
+    mq.terminate();
+}

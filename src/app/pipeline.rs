@@ -5,7 +5,9 @@
 
 use std::collections::VecDeque;
 
+use crate::broker::BrokerMetrics;
 use crate::capture::CloseReason;
+use crate::detect::anomaly::AnomalyEngine;
 use crate::detect::rules::RuleEngine;
 use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
 use crate::export::EventTally;
@@ -25,6 +27,12 @@ pub struct Pipeline {
     /// The last [`RECENT_EVENTS`] events, oldest first.
     pub recent: VecDeque<Event>,
     pub outputs: Outputs,
+    /// `None` when anomaly detection is off.
+    pub anomaly: Option<AnomalyEngine>,
+    /// End of the anomaly bucket in progress (epoch-aligned, as in replay).
+    next_bucket_ns: Option<u64>,
+    /// The broker's latest `$SYS` metrics, for the broker series.
+    pub brokers: Vec<BrokerMetrics>,
 }
 
 impl Pipeline {
@@ -35,7 +43,34 @@ impl Pipeline {
             tally: EventTally::default(),
             recent: VecDeque::with_capacity(RECENT_EVENTS),
             outputs,
+            anomaly: None,
+            next_bucket_ns: None,
+            brokers: Vec::new(),
         }
+    }
+
+    /// Evaluates every anomaly bucket that ended at or before `ts_ns`, before the record
+    /// at `ts_ns` reaches the observer (the same cut as `replay`, so both agree). After a
+    /// long pause (a stalled capture), at most `max_catchup_buckets` are evaluated.
+    fn advance_buckets(&mut self, ts_ns: u64) {
+        let Some(eng) = &mut self.anomaly else { return };
+        let b = eng.config().bucket_ns();
+        let Some(mut next) = self.next_bucket_ns else {
+            self.next_bucket_ns = Some((ts_ns / b).saturating_add(1).saturating_mul(b));
+            return;
+        };
+        let catchup = u64::from(eng.config().max_catchup_buckets);
+        let mut done = 0u64;
+        while ts_ns >= next {
+            if done >= catchup {
+                next = (ts_ns / b).saturating_add(1).saturating_mul(b);
+                break;
+            }
+            eng.on_bucket(&self.observer, &self.brokers, next);
+            done += 1;
+            next = next.saturating_add(b);
+        }
+        self.next_bucket_ns = Some(next);
     }
 
     /// An event from outside the wire (the broker input): handled like the observer's.
@@ -66,10 +101,23 @@ impl Pipeline {
     /// Housekeeping by the clock when no traffic advances record time: unanswered
     /// requests expire, quiet alerts clear, idle SlowITe connections are found.
     pub fn tick(&mut self, now_ns: u64) {
+        self.advance_buckets(now_ns);
         self.observer.tick(now_ns);
         self.pass_events();
         if let Some(r) = &mut self.rules {
             r.tick(now_ns);
+        }
+    }
+
+    /// Saves the anomaly baselines when their interval has passed (or `force`), so a
+    /// restart does not learn from zero. Errors are logged; detection goes on.
+    pub fn save_baselines(&mut self, now_ns: u64, force: bool) {
+        let Some(eng) = &mut self.anomaly else { return };
+        if eng.config().persist.path.is_none() || !(force || eng.persist_due(now_ns)) {
+            return;
+        }
+        if let Err(e) = eng.save_file(now_ns) {
+            tracing::warn!(error = %e, "cannot save anomaly baselines");
         }
     }
 
@@ -88,6 +136,9 @@ impl Pipeline {
         if let Some(r) = &self.rules {
             self.outputs.on_hits("rules", r.hits());
         }
+        if let Some(a) = &self.anomaly {
+            self.outputs.on_hits("anomalies", a.hits());
+        }
         self.outputs.tick(Timestamp(
             i64::try_from(now_ns / 1_000_000).unwrap_or(i64::MAX),
         ));
@@ -97,6 +148,7 @@ impl Pipeline {
 
 impl RecordSink for Pipeline {
     fn record(&mut self, rec: &MqttRecord<'_>) {
+        self.advance_buckets(rec.ts_ns);
         if let Some(r) = &mut self.rules {
             r.on_record(rec);
         }
@@ -105,6 +157,7 @@ impl RecordSink for Pipeline {
     }
 
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
+        self.advance_buckets(ts_ns);
         self.observer.flow_closed(flow, ts_ns, why);
         self.pass_events();
         if let Some(r) = &mut self.rules {

@@ -161,7 +161,11 @@ impl Processor {
         // Events are passed on as they come; hits are read here, once per publication.
         self.pipe.pass_events();
         let at_ns = now_ns();
+        if let Some(b) = &self.broker {
+            self.pipe.brokers = b.driver.feed.sys.nodes().cloned().collect();
+        }
         self.pipe.sync_alerts(at_ns);
+        self.pipe.save_baselines(at_ns, final_snapshot);
         self.pipe.outputs.refresh_sink_counts();
         let snap = Arc::new(AppSnapshot {
             at_ns,
@@ -177,6 +181,7 @@ impl Processor {
             tcp: self.dissector.capture_stats().clone(),
             observer: self.pipe.observer.snapshot(),
             rules: self.pipe.rules.as_ref().map(|r| r.snapshot()),
+            anomalies: self.pipe.anomaly.as_ref().map(|a| a.snapshot()),
             outputs: self.pipe.outputs.stats.clone(),
             broker: self.broker.as_ref().map(|b| {
                 let feed = &b.driver.feed;
@@ -216,6 +221,7 @@ impl Processor {
         });
         m.events = Some(self.pipe.tally.clone());
         m.alerts = self.pipe.outputs.series();
+
         m.outputs = Some(self.pipe.outputs.metrics());
         if let Some(b) = &snap.broker {
             m.brokers = b.nodes.clone();
