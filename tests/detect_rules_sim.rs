@@ -14,10 +14,25 @@ use serde_json::Value;
 /// Runs the simulator with `extra` arguments against a fresh Mosquitto, captures it,
 /// replays the capture and returns the replay's `--report-json` and its text report.
 fn simulate_and_replay(name: &str, extra: &[&str]) -> (Value, String) {
+    simulate_and_replay_with(name, extra, None)
+}
+
+/// As `simulate_and_replay`, with an anomaly configuration (JSON) for the replay.
+fn simulate_and_replay_with(
+    name: &str,
+    extra: &[&str],
+    anomaly_config: Option<&str>,
+) -> (Value, String) {
     let SimCapture { dir, port, pcap } = simulate_captured(&format!("rules-{name}"), extra);
     let report = dir.join("report.json");
-    let out = mqscope()
-        .args(["replay", "--no-progress", "--ports", &port.to_string()])
+    let mut cmd = mqscope();
+    cmd.args(["replay", "--no-progress", "--ports", &port.to_string()]);
+    if let Some(json) = anomaly_config {
+        let f = dir.join("anomaly.json");
+        std::fs::write(&f, json).unwrap();
+        cmd.arg("--anomaly-config").arg(f);
+    }
+    let out = cmd
         .arg("--report-json")
         .arg(&report)
         .arg(&pcap)
@@ -147,7 +162,10 @@ fn each_simulated_misbehaviour_is_flagged_by_its_rule() {
             )
         });
         let quiet = s.spawn(|| {
-            simulate_and_replay(
+            // The defaults learn for 30 min; this run has 20 s. Time constants scaled
+            // down (1 s buckets, 4 s warm-up), the silence rule as shipped: 5 expected
+            // periods missed, with a 2 s floor instead of 30 s.
+            simulate_and_replay_with(
                 "silence",
                 &[
                     "--devices",
@@ -161,6 +179,10 @@ fn each_simulated_misbehaviour_is_flagged_by_its_rule() {
                     "--silent-after",
                     "8",
                 ],
+                Some(
+                    r#"{"bucket_secs": 1, "warmup_s": 4, "learn_s": 4,
+                        "silence": {"min_gaps": 4, "min_silence_s": 2.0}}"#,
+                ),
             )
         });
         (bad.join().unwrap(), quiet.join().unwrap())
@@ -233,12 +255,27 @@ fn each_simulated_misbehaviour_is_flagged_by_its_rule() {
                 .iter()
                 .find(|x| x.rule == "anomaly_silence" && x.key.contains("dev-0000"))
                 .unwrap_or_else(|| panic!("no anomaly_silence for dev-0000; anomalies: {ah:?}"));
-            let since = last_seen.map_or(String::new(), |t| {
-                format!(
-                    "{:.3}s after dev-0000's last packet",
-                    sil.ts_ns.saturating_sub(t) as f64 / 1e9
-                )
-            });
+            // The evidence: how long the topic had been silent when it fired, against
+            // the threshold (5 learned periods of 0.5 s, at least the 2 s floor). That
+            // silence is the detection delay counted from the last PUBLISH.
+            let raw = a["hits"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|x| x["rule"] == "anomaly_silence" && x["key"] == sil.key.as_str())
+                .unwrap();
+            let observed = raw["anomaly"]["observed"].as_f64().unwrap();
+            let threshold = raw["anomaly"]["threshold"].as_f64().unwrap();
+            assert!((2.0..4.0).contains(&threshold), "{raw}");
+            // Evaluated once per 1 s bucket, confirmed over 2: fires within 3 buckets.
+            assert!(
+                observed >= threshold && observed <= threshold + 3.0,
+                "{raw}"
+            );
+            let _ = last_seen;
+            let since = format!(
+                "silent {observed:.1}s when flagged (threshold {threshold:.1}s) = delay after the last PUBLISH"
+            );
             rows.push(row("silent device", sil, &since));
         }
         None => {
