@@ -14,13 +14,13 @@
 //! | [`broker`] | The broker's own word: `$SYS` metrics (Mosquitto, EMQX) normalised, staleness by uptime, EMQX rule-engine events → `Event`. No I/O. |
 //! | [`synth`] | Synthetic MQTT traffic and a pcap writer, for benchmarks and tests. |
 //! | [`input`] | Live inputs: the broker connection (tokio, rumqttc, TLS, reconnect with backoff) feeding `broker`; live pcap capture on its own thread, batches over a bounded channel. |
-//! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, writes jsonl and the summary. |
-//! | [`detect`] | Streaming per-series detectors: robust baselines, seasonality, SPOT tail thresholds; O(1) state. No I/O. |
+//! | [`replay`] | Reads pcap/pcapng files (pcap crate), drives `dissect`, observation, rules and anomalies in record time; jsonl, summary and report. |
+//! | [`detect`] | Streaming per-series detectors (robust baselines, seasonality, SPOT tails; O(1) state), the anomaly engine over the observed series (rates, silence, payload, latency, fan-out loss, new names, linfa peer clustering) and the security rules. No I/O, time passed in. |
 //! | [`eval`] | Evaluation tooling: `timestamp,value` series CSV and NAB scoring. |
 //! | [`sim`] | `mqscope simulate`: realistic OT traffic and misbehaviours against a real broker (rumqttc clients). |
-//! | [`export`] | Prometheus `/metrics` (text exposition rendered from snapshots at scrape time), `/healthz`, `/readyz` on a small tokio HTTP listener. |
+//! | [`export`] | Prometheus `/metrics`, `/healthz`, `/readyz`; OTLP (metrics + log records); Azure Monitor Logs Ingestion; alerts (Alertmanager-style model, hit → fired/resolved edges, receivers with queue, retries, spool). |
 //! | [`config`] | The `mqscope run` TOML file: typed sections, every error at once with `section.key` and line, command-line overrides. |
-//! | [`app`] | `mqscope run`: capture thread → processing thread (dissect + observe + `$SYS`), snapshot hook for the exporter, signals and bounded shutdown. |
+//! | [`app`] | `mqscope run`: capture thread → processing thread (dissect + observe + rules + anomalies + `$SYS`), alert and log outputs, snapshot hook for the exporters, signals and bounded shutdown. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
 
 pub mod app;
