@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mqscope::app::{LogSink, OtlpSink};
 use mqscope::dissect::DissectConfig;
 use mqscope::export::alerts::{AlertBook, LabelSet, Timestamp};
 use mqscope::export::otlp::{OtlpConfig, OtlpExporter, OtlpTls, Protocol, SecretFrom, ValueFrom};
@@ -418,6 +419,8 @@ fn receiver_down_never_blocks() {
         assert_eq!(s.logs_dropped, 500 - accepted);
         assert!(s.export_errors >= 3, "{s:?}");
         assert_eq!((s.metric_exports, s.logs_sent), (0, 0));
+        // Nothing given up on yet (5 tries): everything accepted still waits.
+        assert_eq!((s.logs_failed, s.logs_queued), (0, accepted), "{s:?}");
         let t = Instant::now();
         let fin = exp.shutdown(Duration::from_millis(500));
         assert!(
@@ -426,6 +429,7 @@ fn receiver_down_never_blocks() {
             t.elapsed()
         );
         assert_eq!(fin.logs_failed, accepted, "{protocol:?} {fin:?}");
+        assert_eq!((fin.logs_accepted, fin.logs_queued), (accepted, 0));
     }
 }
 
@@ -460,11 +464,142 @@ fn hung_receiver_does_not_hold_shutdown() {
             "{:?}",
             t.elapsed()
         );
-        // The exporter gave up the hung export, tried the queue once more within the
-        // deadline and accounted for every record before shutdown returned.
-        assert_eq!((fin.logs_sent, fin.logs_failed), (0, 100), "{protocol:?}");
+        // The exporter gave up on the hung export at the deadline (not sending it again)
+        // and accounted for every record before shutdown returned.
+        assert_eq!(
+            (fin.logs_sent, fin.logs_failed, fin.logs_queued),
+            (0, 100, 0),
+            "{protocol:?}"
+        );
     }
     drop(silent);
+}
+
+/// The collector has the records, its answer is still on the way when shutdown starts
+/// (seen on a loaded CI machine: the export was abandoned for the stop and the final
+/// flush sent the same records again, so the round trip got every record twice). The
+/// export in flight is finished, not repeated: each record arrives once, counted once.
+#[test]
+fn shutdown_during_an_export_does_not_send_it_again() {
+    let rec = alert_record();
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let rx = Receiver::start(protocol, None);
+        rx.got.lock().unwrap().hold_replies = true;
+        let mut cfg = base_config(protocol, rx.url(false));
+        cfg.metrics = false;
+        let state = MetricsState::new(PrometheusConfig::default());
+        let exp = OtlpExporter::start(&cfg, state).unwrap();
+        for _ in 0..3 {
+            assert!(exp.log(&rec));
+        }
+        assert!(rx.wait(|g| log_count(g) == 3), "{protocol:?}: not sent");
+        // Recorded by the receiver, unanswered: still queued for the exporter.
+        let s = exp.stats();
+        assert_eq!(
+            (s.logs_accepted, s.logs_queued, s.logs_sent, s.logs_failed),
+            (3, 3, 0, 0),
+            "{protocol:?} {s:?}"
+        );
+        // The answer comes 300 ms into shutdown, well within its 3 s.
+        let got = Arc::clone(&rx.got);
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            got.lock().unwrap().hold_replies = false;
+        });
+        let fin = exp.shutdown(Duration::from_secs(3));
+        release.join().unwrap();
+        assert_eq!(
+            (
+                fin.logs_sent,
+                fin.logs_failed,
+                fin.logs_queued,
+                fin.export_errors
+            ),
+            (3, 0, 0, 0),
+            "{protocol:?} {fin:?}"
+        );
+        assert_eq!(log_count(&rx.got.lock().unwrap()), 3, "{protocol:?}");
+    }
+}
+
+/// As above, but the answer does not come before shutdown's deadline: the records are
+/// counted as failed (the exporter cannot know they arrived) and not sent a second time.
+#[test]
+fn unanswered_export_at_shutdown_is_not_sent_again() {
+    let rec = alert_record();
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let rx = Receiver::start(protocol, None);
+        rx.got.lock().unwrap().hold_replies = true;
+        let mut cfg = base_config(protocol, rx.url(false));
+        cfg.metrics = false;
+        let state = MetricsState::new(PrometheusConfig::default());
+        let exp = OtlpExporter::start(&cfg, state).unwrap();
+        for _ in 0..3 {
+            assert!(exp.log(&rec));
+        }
+        assert!(rx.wait(|g| log_count(g) == 3), "{protocol:?}: not sent");
+        let t = Instant::now();
+        let fin = exp.shutdown(Duration::from_millis(500));
+        assert!(
+            t.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(
+            (fin.logs_sent, fin.logs_failed, fin.logs_queued),
+            (0, 3, 0),
+            "{protocol:?} {fin:?}"
+        );
+        assert_eq!(log_count(&rx.got.lock().unwrap()), 3, "{protocol:?}");
+    }
+}
+
+/// While the collector is down, accepted records wait for their retry and show as
+/// queued, in `stats()` and in the `otlp` log sink's counts (`mqscope_log_records_queued`);
+/// shutdown gives up on them: failed (the sink's `dropped`), nothing queued.
+#[test]
+fn records_waiting_for_a_retry_are_queued() {
+    let rec = alert_record();
+    for protocol in [Protocol::Grpc, Protocol::HttpProtobuf] {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut cfg = base_config(protocol, format!("http://127.0.0.1:{port}"));
+        cfg.export_interval_ms = 100;
+        cfg.timeout_ms = 300;
+        cfg.max_queued_logs = 8;
+        cfg.max_batch_logs = 4;
+        let state = MetricsState::new(PrometheusConfig::default());
+        let sink = OtlpSink {
+            exporter: OtlpExporter::start(&cfg, state).unwrap(),
+            logs: true,
+        };
+        // 4 leave as one batch (max_batch_logs), the fifth waits in the channel behind it.
+        for _ in 0..5 {
+            assert!(sink.push(&rec));
+        }
+        // First try 100 ms after the first record (export_interval_ms caps the flush
+        // delay), refused at once; the next after 0.5 s, 1 s, 2 s, 4 s backoff: at
+        // 400 ms one try failed and nothing has been given up on.
+        std::thread::sleep(Duration::from_millis(400));
+        let s = sink.exporter.stats();
+        assert!(s.export_errors >= 1, "{protocol:?} {s:?}");
+        assert_eq!(
+            (s.logs_accepted, s.logs_queued, s.logs_sent, s.logs_failed),
+            (5, 5, 0, 0),
+            "{protocol:?} {s:?}"
+        );
+        let c = sink.counts();
+        assert_eq!((c.sent, c.dropped, c.queued), (0, 0, 5), "{protocol:?}");
+        let fin = Box::new(sink).shutdown(Duration::from_millis(500));
+        assert_eq!(
+            (fin.sent, fin.dropped, fin.queued),
+            (0, 5, 0),
+            "{protocol:?}"
+        );
+    }
 }
 
 /// https:// with a private CA and a client certificate the receiver requires; ALPN as

@@ -46,7 +46,7 @@ fn otlp_counts(s: &OtlpStats) -> LogSinkCounts {
     LogSinkCounts {
         sent: s.logs_sent,
         dropped: s.logs_dropped + s.logs_failed,
-        queued: 0,
+        queued: s.logs_queued,
     }
 }
 

@@ -46,6 +46,16 @@ pub struct Received {
     pub auth: Vec<Option<String>>,
     /// ALPN protocol negotiated on each TLS connection.
     pub alpn: Vec<Option<Vec<u8>>>,
+    /// While set, requests are recorded but their answers held back: a collector that
+    /// has the data while its answer is still on the way.
+    pub hold_replies: bool,
+}
+
+/// Returns once `hold_replies` is off.
+async fn held(g: &Shared) {
+    while g.lock().unwrap().hold_replies {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 pub type Shared = Arc<Mutex<Received>>;
@@ -61,6 +71,10 @@ pub struct Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        // Held answers would keep the server's graceful shutdown waiting.
+        if let Ok(mut g) = self.got.lock() {
+            g.hold_replies = false;
+        }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
@@ -85,9 +99,12 @@ impl MetricsService for Grpc {
         &self,
         req: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        let mut g = self.0.lock().unwrap();
-        g.auth.push(auth_of(&req.metadata().clone().into_headers()));
-        g.metrics.push(req.into_inner());
+        {
+            let mut g = self.0.lock().unwrap();
+            g.auth.push(auth_of(&req.metadata().clone().into_headers()));
+            g.metrics.push(req.into_inner());
+        }
+        held(&self.0).await;
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -98,9 +115,12 @@ impl LogsService for Grpc {
         &self,
         req: tonic::Request<ExportLogsServiceRequest>,
     ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let mut g = self.0.lock().unwrap();
-        g.auth.push(auth_of(&req.metadata().clone().into_headers()));
-        g.logs.push(req.into_inner());
+        {
+            let mut g = self.0.lock().unwrap();
+            g.auth.push(auth_of(&req.metadata().clone().into_headers()));
+            g.logs.push(req.into_inner());
+        }
+        held(&self.0).await;
         Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
     }
 }
@@ -289,6 +309,7 @@ pub async fn handle_http(
             _ => 404,
         }
     };
+    held(&g).await;
     let answer = match path.as_str() {
         "/v1/logs" => ExportLogsServiceResponse::default().encode_to_vec(),
         _ => ExportMetricsServiceResponse::default().encode_to_vec(),

@@ -26,6 +26,19 @@
 //! last flush happens), and a slow collector cannot delay `/metrics` or the broker input.
 //! `start` may be called from inside or outside a runtime.
 //!
+//! ## Delivery
+//!
+//! Log records are delivered at least once, never twice because of the exporter's own
+//! timing: a batch the collector accepted is never sent again, and a batch on the wire
+//! when shutdown begins is finished within the shutdown deadline rather than abandoned
+//! and resent (cut off by the deadline, it counts as failed). A batch is sent again
+//! only after a failure the exporter saw, a retryable error or `timeout_ms` passing;
+//! if the collector had processed it and only its answer was lost or late, those
+//! records arrive twice. (The HTTP sender also repeats a request once, uncounted, when
+//! a reused keep-alive connection fails under it: the usual sign of a connection the
+//! collector closed while idle.) Metrics need no such care: each export carries
+//! cumulative values, so a repeat changes nothing.
+//!
 //! | module | job |
 //! |---|---|
 //! | `config` | `OtlpConfig` (`[otlp]`), validation, header / resource value sources |
@@ -65,9 +78,19 @@ pub enum OtlpError {
     Thread(#[from] std::io::Error),
 }
 
-/// What the exporter has done so far (monotonic counters).
+/// What the exporter has done so far: monotonic counters, and `logs_queued`.
+///
+/// Every record [`OtlpExporter::log`] accepts ends in exactly one of `logs_sent` and
+/// `logs_failed`; until then it is queued (in the channel, in the batch being built,
+/// waiting for a retry or on the wire), so `logs_queued = logs_accepted - logs_sent -
+/// logs_failed`. After `shutdown` has returned it is 0, unless the exporter thread
+/// outlived the timeout (it still counts what it gives up on, within its own deadline).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct OtlpStats {
+    /// Log records [`OtlpExporter::log`] took (returned `true` for).
+    pub logs_accepted: u64,
+    /// Accepted log records not yet sent or given up on (a gauge).
+    pub logs_queued: u64,
     /// Log records the collector accepted.
     pub logs_sent: u64,
     /// Log records refused by [`OtlpExporter::log`] because the queue was full.
@@ -201,22 +224,36 @@ impl OtlpExporter {
         let Some(tx) = &self.tx else {
             return false;
         };
+        // Counted before the record can reach the worker, so `stats` never sees it sent
+        // or failed without having been accepted (taken back if the queue refuses it).
+        let accepted = &self.shared.logs_accepted;
+        accepted.fetch_add(1, Ordering::Release);
         match tx.try_send(rec.clone()) {
             Ok(()) => true,
             Err(mpsc::error::TrySendError::Full(_)) => {
+                accepted.fetch_sub(1, Ordering::Release);
                 self.shared.logs_dropped.fetch_add(1, Ordering::Relaxed);
                 false
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                accepted.fetch_sub(1, Ordering::Release);
+                false
+            }
         }
     }
 
     pub fn stats(&self) -> OtlpStats {
         let s = &self.shared;
+        // Outcomes first, then `accepted` (see `worker::Shared`): queued stays >= 0.
+        let logs_sent = s.logs_sent.load(Ordering::Acquire);
+        let logs_failed = s.logs_failed.load(Ordering::Acquire);
+        let logs_accepted = s.logs_accepted.load(Ordering::Acquire);
         OtlpStats {
-            logs_sent: s.logs_sent.load(Ordering::Relaxed),
+            logs_accepted,
+            logs_queued: logs_accepted.saturating_sub(logs_sent + logs_failed),
+            logs_sent,
             logs_dropped: s.logs_dropped.load(Ordering::Relaxed),
-            logs_failed: s.logs_failed.load(Ordering::Relaxed),
+            logs_failed,
             export_errors: s.export_errors.load(Ordering::Relaxed),
             metric_exports: s.metric_exports.load(Ordering::Relaxed),
         }
@@ -249,6 +286,7 @@ impl OtlpExporter {
         let s = self.stats();
         tracing::info!(
             logs_sent = s.logs_sent,
+            logs_queued = s.logs_queued,
             logs_dropped = s.logs_dropped,
             logs_failed = s.logs_failed,
             export_errors = s.export_errors,

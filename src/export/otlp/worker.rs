@@ -6,6 +6,15 @@
 //! interval carries the same cumulative values. While a batch waits, records pile up in
 //! the channel until it is full: then `OtlpExporter::log` drops and counts. Nothing here
 //! blocks the caller; failures are counted and logged at most once a minute.
+//!
+//! A log export that is under way when shutdown asks to stop is finished (within the
+//! shutdown deadline), never abandoned and sent again: the collector may already hold
+//! those records with only its answer still on the way, and a second copy would
+//! duplicate them. A batch is sent again only after a failure the exporter saw (an error
+//! answer, a broken connection, `timeout_ms` passing), which is the one way a record can
+//! arrive twice (at-least-once delivery, as in every OTLP exporter). A batch the
+//! collector accepted is never sent again. Metrics exports, by contrast, may be
+//! abandoned for a stop: the final export carries the same cumulative values.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,7 +31,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::export::{LogRecord, MetricsState};
 
-use super::transport::{ExportError, Transport};
+use super::transport::{Accepted, ExportError, Transport};
 
 /// Longest wait between a record's arrival and its batch leaving.
 const LOG_FLUSH_DELAY: Duration = Duration::from_secs(1);
@@ -34,9 +43,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// interval).
 const WARN_EVERY: Duration = Duration::from_secs(60);
 
-/// Counters shared with `OtlpExporter::stats`.
+/// Counters shared with `OtlpExporter::stats`. Every record `log` accepts ends up in
+/// exactly one of `logs_sent` and `logs_failed`, so the difference is what is queued.
+/// The outcome counters are written with `Release` and read with `Acquire` *before*
+/// `logs_accepted`: a record counted as sent or failed was counted as accepted first, so
+/// the difference read by `stats` never goes below zero.
 #[derive(Default)]
 pub(super) struct Shared {
+    /// Records `OtlpExporter::log` put on the queue.
+    pub logs_accepted: AtomicU64,
     pub logs_sent: AtomicU64,
     pub logs_dropped: AtomicU64,
     pub logs_failed: AtomicU64,
@@ -45,7 +60,7 @@ pub(super) struct Shared {
 }
 
 fn add(c: &AtomicU64, n: u64) {
-    c.fetch_add(n, Ordering::Relaxed);
+    c.fetch_add(n, Ordering::Release);
 }
 
 pub(super) fn now_ns() -> u64 {
@@ -130,8 +145,8 @@ impl Worker {
             tokio::select! {
                 biased;
                 r = &mut stop => break stop_at(r),
-                // An export in flight gives way to a stop request: the data is sent
-                // again (cumulative metrics; the batch is kept) within the deadline.
+                // A metrics export in flight gives way to a stop request: the final
+                // export sends the same cumulative values again within the deadline.
                 _ = tick.tick(), if self.metrics => {
                     tokio::select! {
                         biased;
@@ -139,11 +154,13 @@ impl Worker {
                         _ = self.export_metrics(&mut warn, None) => {}
                     }
                 }
+                // A log export in flight does not: see the module comment.
                 _ = sleep_until_opt(due), if due.is_some() => {
-                    tokio::select! {
-                        biased;
-                        r = &mut stop => break stop_at(r),
-                        _ = self.flush(&mut batch, &mut warn, None) => {}
+                    let stopped = self
+                        .flush(&mut batch, &mut warn, None, Some(&mut stop))
+                        .await;
+                    if let Some(d) = stopped {
+                        break d;
                     }
                 }
                 r = self.rx.recv(), if room => match r {
@@ -181,7 +198,7 @@ impl Worker {
             }
             // No retries now: one try each, within what is left of the deadline.
             batch.attempts = MAX_ATTEMPTS;
-            self.flush(&mut batch, warn, Some(deadline)).await;
+            self.flush(&mut batch, warn, Some(deadline), None).await;
             if !batch.records.is_empty() {
                 break;
             }
@@ -237,18 +254,51 @@ impl Worker {
 
     /// Sends the batch. On success or a final failure it is emptied (counted as sent or
     /// failed); on a retryable failure it stays, due again after a backoff.
-    async fn flush(&mut self, b: &mut Batch, warn: &mut WarnLimiter, deadline: Option<Instant>) {
+    ///
+    /// With `stop`, a stop request arriving while the export is under way does not
+    /// abandon it (the collector may have the records already): the export goes on until
+    /// it ends or the stop deadline passes, and that deadline is returned. An export cut
+    /// off by the deadline is settled as a final failure, so it is never sent again.
+    async fn flush(
+        &mut self,
+        b: &mut Batch,
+        warn: &mut WarnLimiter,
+        deadline: Option<Instant>,
+        stop: Option<&mut oneshot::Receiver<Instant>>,
+    ) -> Option<Instant> {
         if b.records.is_empty() {
             b.due = None;
-            return;
+            return None;
         }
+        let req = self.logs_request(&b.records);
+        let mut stopped = None;
+        let result = {
+            let send = bounded(deadline, self.transport.logs(req));
+            tokio::pin!(send);
+            match stop {
+                None => send.await,
+                Some(stop) => tokio::select! {
+                    biased;
+                    r = &mut send => r,
+                    r = stop => {
+                        let d = stop_at(r);
+                        stopped = Some(d);
+                        bounded(Some(d), send).await
+                    }
+                },
+            }
+        };
+        settle(&self.shared, b, result, warn);
+        stopped
+    }
+
+    fn logs_request(&self, records: &[LogRecord]) -> ExportLogsServiceRequest {
         let observed = now_ns();
-        let log_records = b
-            .records
+        let log_records = records
             .iter()
             .map(|r| super::logs::to_otlp(r, observed))
             .collect();
-        let req = ExportLogsServiceRequest {
+        ExportLogsServiceRequest {
             resource_logs: vec![ResourceLogs {
                 resource: Some(self.resource.clone()),
                 scope_logs: vec![ScopeLogs {
@@ -258,52 +308,56 @@ impl Worker {
                 }],
                 ..Default::default()
             }],
-        };
-        let n = b.records.len() as u64;
-        match bounded(deadline, self.transport.logs(req)).await {
-            Ok(acc) => {
-                let rejected = acc.rejected.min(n);
-                add(&self.shared.logs_sent, n - rejected);
-                if rejected > 0 {
-                    add(&self.shared.logs_failed, rejected);
-                    add(&self.shared.export_errors, 1);
-                    let e = ExportError {
-                        retryable: false,
-                        retry_after: None,
-                        message: format!(
-                            "collector refused {rejected} log records: {}",
-                            acc.message
-                        ),
-                    };
-                    warn.failed("logs", &e);
-                } else {
-                    warn.ok();
-                }
-                b.records.clear();
-                b.due = None;
-                b.attempts = 0;
-            }
-            Err(e) => {
-                add(&self.shared.export_errors, 1);
-                warn.failed("logs", &e);
-                b.attempts += 1;
-                if e.retryable && b.attempts < MAX_ATTEMPTS {
-                    let backoff = BACKOFF_FIRST
-                        .saturating_mul(1 << (b.attempts - 1).min(10))
-                        .min(BACKOFF_MAX);
-                    let wait = e
-                        .retry_after
-                        .map_or(backoff, |r| r.clamp(backoff, BACKOFF_MAX));
-                    b.due = Some(Instant::now() + wait);
-                } else {
-                    add(&self.shared.logs_failed, n);
-                    b.records.clear();
-                    b.due = None;
-                    b.attempts = 0;
-                }
-            }
         }
     }
+}
+
+/// Counts the outcome of one export of `b` and empties it, or, after a retryable
+/// failure with tries left, keeps it due again after a backoff.
+fn settle(
+    shared: &Shared,
+    b: &mut Batch,
+    result: Result<Accepted, ExportError>,
+    warn: &mut WarnLimiter,
+) {
+    let n = b.records.len() as u64;
+    match result {
+        Ok(acc) => {
+            let rejected = acc.rejected.min(n);
+            add(&shared.logs_sent, n - rejected);
+            if rejected > 0 {
+                add(&shared.logs_failed, rejected);
+                add(&shared.export_errors, 1);
+                let e = ExportError {
+                    retryable: false,
+                    retry_after: None,
+                    message: format!("collector refused {rejected} log records: {}", acc.message),
+                };
+                warn.failed("logs", &e);
+            } else {
+                warn.ok();
+            }
+        }
+        Err(e) => {
+            add(&shared.export_errors, 1);
+            warn.failed("logs", &e);
+            b.attempts += 1;
+            if e.retryable && b.attempts < MAX_ATTEMPTS {
+                let backoff = BACKOFF_FIRST
+                    .saturating_mul(1 << (b.attempts - 1).min(10))
+                    .min(BACKOFF_MAX);
+                let wait = e
+                    .retry_after
+                    .map_or(backoff, |r| r.clamp(backoff, BACKOFF_MAX));
+                b.due = Some(Instant::now() + wait);
+                return;
+            }
+            add(&shared.logs_failed, n);
+        }
+    }
+    b.records.clear();
+    b.due = None;
+    b.attempts = 0;
 }
 
 /// The deadline from `OtlpExporter::shutdown`, or a second from now when the exporter
