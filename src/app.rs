@@ -405,6 +405,10 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     let stop = opts.stop.clone().unwrap_or_default();
     let why = rt.block_on(wait_for_stop(&stop, &worker));
     tracing::info!(reason = why, "shutting down");
+    // The broker input first: the runtime keeps running below (receivers deliver while
+    // processing finishes), and `$SYS` keeps arriving; the capture stops now, so the
+    // input must too, or the two would disagree about what was seen.
+    drop(broker_input);
     shutdown.store(true, Ordering::Relaxed);
     let deadline = Instant::now() + SHUTDOWN_LIMIT;
     // Driven on the runtime, so receivers keep delivering while processing finishes.
@@ -428,7 +432,6 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
             );
         }
     }
-    drop(broker_input);
     if !worker.is_finished() {
         return Err(AppError::ShutdownTimeout);
     }
