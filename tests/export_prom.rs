@@ -4,6 +4,9 @@
 //! text against `promtool check metrics` (Debian package `prometheus`). Also the HTTP
 //! listener: status codes, readiness, and a silent client not holding up a scrape.
 
+mod prom_common;
+use prom_common::promtool_check;
+
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -96,31 +99,6 @@ fn sum_family(s: &BTreeMap<String, f64>, prefix: &str) -> f64 {
         .filter(|(k, _)| k.starts_with(prefix))
         .map(|(_, v)| v)
         .sum()
-}
-
-fn promtool_check(text: &str) {
-    let child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn();
-    let mut child = child.expect(
-        "promtool not found: install the Debian package `prometheus` (apt-get install prometheus)",
-    );
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "promtool check metrics failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// MQTT packet counts by type from the capture's TShark decode (`mqtt.msgtype`).

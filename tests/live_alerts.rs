@@ -8,6 +8,7 @@
 
 mod alerts_support;
 mod live_common;
+mod prom_common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -183,13 +184,26 @@ url = "{}"
                 == 2
         },
     );
-    mq.wait_metrics(
-        &[(
-            r#"mqscope_alerts_firing{rule="auth_brute_force",severity="high"}"#,
-            0.0,
-        )],
+    // Four notifications delivered (two firing, two resolved); the exposition with the
+    // delivery families is valid for promtool.
+    let body = mq.wait_metrics(
+        &[
+            (
+                r#"mqscope_alerts_firing{rule="auth_brute_force",severity="high"}"#,
+                0.0,
+            ),
+            (
+                r#"mqscope_alert_notifications_total{receiver="hook",result="delivered"}"#,
+                4.0,
+            ),
+            (
+                r#"mqscope_alert_notifications_pending{receiver="hook"}"#,
+                0.0,
+            ),
+        ],
         Duration::from_secs(5),
     );
+    prom_common::promtool_check(&body);
     let stats = mq.terminate();
     // Exactly one notification per state change and key, nothing else.
     let got = received(&hook);

@@ -99,3 +99,28 @@ pub fn wait_port(port: u16, what: &str) {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// `promtool check metrics` (Debian package `prometheus`) on an exposition text.
+pub fn promtool_check(text: &str) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool not found: install the Debian package `prometheus`");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
