@@ -4,6 +4,7 @@
 //! | file | job |
 //! |---|---|
 //! | `table` | `OrderedMap`: capped map + recency list (LRU eviction, front-first expiry) |
+//! | `fifo` | `FifoMap`: capped map in insertion order (ring buffer + small index) for short-lived entries |
 //! | `conn` | one MQTT connection (per flow): identity, counters, subscriptions held |
 //! | `client` | per-client-id statistics across connections, reconnect rate |
 //! | `latency` | pending requests and per-exchange latency statistics |
@@ -21,6 +22,7 @@ mod conn;
 mod dispatch;
 mod events;
 mod fanout;
+mod fifo;
 mod latency;
 mod session;
 mod snapshot;
