@@ -24,10 +24,39 @@
 //! The live entries never exceed `cap`: inserting into a full map first pushes out the
 //! front (oldest) entry and hands it back.
 
-use std::hash::{BuildHasher, Hash};
+use std::hash::BuildHasher;
 
 /// Smallest ring allocated.
 const MIN_RING: usize = 16;
+
+/// A key of a `FifoMap`: equality plus a cheap 32-bit tag for the index, mixed with a
+/// per-table random seed (keys come from the wire; the seed keeps senders from aiming
+/// at one probe cluster). Any function of the key works; the index layout changes
+/// nothing observable, only speed.
+pub trait FifoKey: Eq {
+    fn tag(&self, seed: u64) -> u32;
+}
+
+/// Multiply-xorshift finaliser of a 64-bit value with the seed: high bits well mixed.
+#[inline]
+pub fn mix_tag(x: u64, seed: u64) -> u32 {
+    let m = (u128::from(x ^ seed)).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    ((m >> 64) as u64 ^ m as u64) as u32
+}
+
+impl FifoKey for std::num::NonZeroU64 {
+    #[inline]
+    fn tag(&self, seed: u64) -> u32 {
+        mix_tag(self.get(), seed)
+    }
+}
+
+impl FifoKey for u32 {
+    #[inline]
+    fn tag(&self, seed: u64) -> u32 {
+        mix_tag(u64::from(*self), seed)
+    }
+}
 
 pub struct FifoMap<K, V> {
     ring: Vec<Option<(K, V)>>,
@@ -37,12 +66,10 @@ pub struct FifoMap<K, V> {
     live: usize,
     cap: usize,
     index: Vec<u64>,
-    // Randomly seeded: keys come from the wire. The index layout changes nothing
-    // observable, only speed.
-    seed: foldhash::fast::RandomState,
+    seed: u64,
 }
 
-impl<K: Hash + Eq, V> FifoMap<K, V> {
+impl<K: FifoKey, V> FifoMap<K, V> {
     /// A map holding at most `cap` entries (at least 1). Nothing is allocated until the
     /// first insert.
     pub fn new(cap: usize) -> Self {
@@ -53,7 +80,7 @@ impl<K: Hash + Eq, V> FifoMap<K, V> {
             live: 0,
             cap: cap.clamp(1, 1 << 30),
             index: Vec::new(),
-            seed: Default::default(),
+            seed: foldhash::fast::RandomState::default().hash_one(0x6669_666fu64),
         }
     }
 
@@ -81,7 +108,26 @@ impl<K: Hash + Eq, V> FifoMap<K, V> {
 
     #[inline]
     fn tag_of(&self, k: &K) -> u32 {
-        (self.seed.hash_one(k) >> 32) as u32
+        k.tag(self.seed)
+    }
+
+    /// Index slot holding the entry of ring slot `slot` (whose tag is `tag`).
+    #[inline]
+    fn index_slot_of(&self, tag: u32, slot: usize) -> Option<usize> {
+        let want = (u64::from(tag) << 32) | (slot as u64 + 1);
+        let m = self.imask();
+        let mut i = tag as usize & m;
+        for _ in 0..self.index.len() {
+            let e = *self.index.get(i)?;
+            if e == want {
+                return Some(i);
+            }
+            if e == 0 {
+                return None;
+            }
+            i = (i + 1) & m;
+        }
+        None
     }
 
     /// Index slot holding `k` and the ring slot it names.
@@ -206,10 +252,11 @@ impl<K: Hash + Eq, V> FifoMap<K, V> {
             return None;
         }
         let slot = self.head & self.mask();
-        let (i, _) = match self.ring.get(slot) {
-            Some(Some((k, _))) => self.locate(k)?,
+        let tag = match self.ring.get(slot) {
+            Some(Some((k, _))) => self.tag_of(k),
             _ => return None,
         };
+        let i = self.index_slot_of(tag, slot)?;
         self.take(i, slot)
     }
 
@@ -239,10 +286,16 @@ impl<K: Hash + Eq, V> FifoMap<K, V> {
     #[cold]
     fn make_room(&mut self) {
         let len = self.ring.len();
+        // Room for eight times the live entries after the rebuild, so the next one is
+        // at least 7 × live inserts away even when an old entry pins the front; shrink
+        // only when far larger than that (after a burst).
+        let fit = (self.live * 8).next_power_of_two().max(MIN_RING);
         let want = if self.live * 2 > len {
             (len * 2).max(MIN_RING)
+        } else if fit * 4 < len {
+            fit
         } else {
-            (self.live * 2).next_power_of_two().max(MIN_RING)
+            len.max(fit)
         };
         self.rebuild(want);
     }
@@ -292,20 +345,17 @@ impl<K: Hash + Eq, V> FifoMap<K, V> {
     /// first).
     pub fn retain(&mut self, mut keep: impl FnMut(&K, &V) -> bool, mut gone: impl FnMut(K, V)) {
         let m = self.mask();
-        let mut dropped = false;
         for p in self.head..self.tail {
             let slot = p & m;
-            let drop_it = matches!(self.ring.get(slot), Some(Some((k, v))) if !keep(k, v));
-            if drop_it && let Some((k, v)) = self.ring.get_mut(slot).and_then(Option::take) {
-                self.live -= 1;
-                dropped = true;
+            let tag = match self.ring.get(slot) {
+                Some(Some((k, v))) if !keep(k, v) => self.tag_of(k),
+                _ => continue,
+            };
+            if let Some(i) = self.index_slot_of(tag, slot)
+                && let Some((k, v)) = self.take(i, slot)
+            {
                 gone(k, v);
             }
-        }
-        if dropped {
-            // Several index entries went at once: re-index (same size, holes dropped).
-            let size = self.ring.len();
-            self.rebuild(size);
         }
     }
 
