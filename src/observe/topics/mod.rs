@@ -45,6 +45,7 @@
 
 mod arrivals;
 mod auto;
+mod chunks;
 mod distinct;
 mod filter;
 mod snapshot;
@@ -58,6 +59,7 @@ use crate::observe::{Exchange, GroupId, GroupKind, ObserveConfig};
 
 pub use arrivals::Arrivals;
 pub use auto::{auto_template, is_identifier};
+use chunks::ChunkVec;
 pub use distinct::Distinct;
 pub use filter::Filter;
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
@@ -171,12 +173,17 @@ pub struct TopicsConfigError {
     pub problems: Vec<String>,
 }
 
-/// Field order is fixed (`repr(C)`): `last_used_ns` (touched by `group_of`) sits next
-/// to the statistics a PUBLISH updates.
-#[repr(C)]
-struct Group {
-    last_used_ns: u64,
+/// One slot of the group table: a live group, or free (`live` false). Groups live
+/// inline in the slot vector (no pointer to chase per PUBLISH), each slot starting on a
+/// cache line. Field order is fixed (`repr(C)`): a 16-byte header (what `group_of`
+/// reads and writes) followed by the statistics, whose own order puts what a PUBLISH
+/// updates in the slot's first four lines (see `GroupStats`).
+#[repr(C, align(64))]
+struct Slot {
+    generation: u16,
+    live: bool,
     kind: GroupKind,
+    last_used_ns: u64,
     stats: GroupStats,
     /// The topic or template bytes.
     key: Box<[u8]>,
@@ -184,7 +191,24 @@ struct Group {
     lossy_name: Option<Box<str>>,
 }
 
-impl Group {
+/// A live slot.
+type Group = Slot;
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            generation: 0,
+            live: false,
+            kind: GroupKind::Other,
+            last_used_ns: 0,
+            stats: GroupStats::empty(),
+            key: Box::default(),
+            lossy_name: None,
+        }
+    }
+}
+
+impl Slot {
     fn name(&self) -> &str {
         match &self.lossy_name {
             Some(n) => n,
@@ -193,13 +217,18 @@ impl Group {
     }
 }
 
-/// Groups live inline in the slot vector (no pointer to chase per PUBLISH), each slot
-/// starting on a cache line.
-#[derive(Default)]
-#[repr(C, align(64))]
-struct Slot {
-    generation: u16,
-    group: Option<Group>,
+/// Hints the CPU to fetch the cache line at `p` (no effect on results; a no-op on
+/// targets without a stable prefetch instruction).
+#[inline(always)]
+fn prefetch(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` only hints the cache; it never faults or reads into
+    // program state, whatever the address (callers pass addresses inside a live slot).
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 pub struct Topics {
@@ -208,7 +237,7 @@ pub struct Topics {
     templates: Vec<Filter>,
     max_exact: usize,
     max_templates: usize,
-    slots: Vec<Slot>,
+    slots: ChunkVec<Slot>,
     free: Vec<u32>,
     exact: ExactMap,
     templ: Map,
@@ -268,7 +297,7 @@ impl Topics {
             templates,
             max_exact: cfg.max_exact_topics,
             max_templates: cfg.max_templates,
-            slots: Vec::new(),
+            slots: ChunkVec::new(total),
             free: Vec::new(),
             exact,
             templ: Map::with_hasher(Default::default()),
@@ -298,6 +327,11 @@ impl Topics {
             && let Some(group) = self.get_mut(g)
         {
             group.last_used_ns = group.last_used_ns.max(now_ns);
+            // The caller usually records a PUBLISH for this group next (after other
+            // work): start fetching the lines that will touch.
+            for p in group.stats.hot_lines() {
+                prefetch(p);
+            }
             return g;
         }
         if let Some(g) = self.cached_route(k, now_ns) {
@@ -338,6 +372,9 @@ impl Topics {
             return None;
         }
         group.last_used_ns = group.last_used_ns.max(now_ns);
+        for p in group.stats.hot_lines() {
+            prefetch(p);
+        }
         self.c.routed_to_template += 1;
         Some(g)
     }
@@ -442,45 +479,41 @@ impl Topics {
             Ok(_) => None,
             Err(_) => Some(String::from_utf8_lossy(key).into()),
         };
-        let group = Group {
-            key: key.into(),
-            lossy_name,
-            kind,
-            last_used_ns: now_ns,
-            stats: GroupStats::new(self.bucket_secs),
-        };
+        let stats = GroupStats::new(self.bucket_secs);
         // A group younger than the recorded floor (reordered timestamps) lowers it.
         let lap = &mut self.laps[lap_index(kind)];
         lap.floor_ns = lap.floor_ns.min(now_ns.saturating_add(IDLE_NS));
         let idx = match self.free.pop() {
             Some(i) => i as usize,
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    // Doubling, but never past the most groups that can exist: slots
-                    // are large, and a full table should not carry twice its size.
-                    let most = self
-                        .max_exact
-                        .saturating_add(self.max_templates)
-                        .saturating_add(1);
-                    let room = most.saturating_sub(self.slots.len()).max(1);
-                    self.slots.reserve_exact(self.slots.len().max(1).min(room));
-                }
-                self.slots.push(Slot::default());
-                self.slots.len() - 1
+                // Slots never move (chunks), and never exceed the most groups that
+                // can exist.
+                self.slots.push(Slot::default())
             }
         };
-        let slot = &mut self.slots[idx];
-        slot.group = Some(group);
+        let Some(slot) = self.slots.get_mut(idx) else {
+            return GroupId(u32::MAX);
+        };
+        slot.live = true;
+        slot.kind = kind;
+        slot.last_used_ns = now_ns;
+        slot.stats = stats;
+        slot.key = key.into();
+        slot.lossy_name = lossy_name;
         GroupId((u32::from(slot.generation) << SLOT_BITS) | idx as u32)
     }
 
-    /// Removes the group in slot `idx`, freeing the slot for a new generation.
-    fn take_slot(&mut self, idx: usize) -> Option<Group> {
-        let slot = self.slots.get_mut(idx)?;
-        let group = slot.group.take()?;
+    /// Removes the group in slot `idx`, freeing the slot for a new generation; returns
+    /// its statistics and key.
+    fn take_slot(&mut self, idx: usize) -> Option<(GroupStats, Box<[u8]>)> {
+        let slot = self.slots.get_mut(idx).filter(|s| s.live)?;
+        slot.live = false;
+        let stats = std::mem::replace(&mut slot.stats, GroupStats::empty());
+        let key = std::mem::take(&mut slot.key);
+        slot.lossy_name = None;
         slot.generation = slot.generation.wrapping_add(1) & GEN_MASK;
         self.free.push(idx as u32);
-        Some(group)
+        Some((stats, key))
     }
 
     /// CLOCK scan of up to `budget` slots for idle groups of `kind`, evicting them; stops
@@ -511,7 +544,7 @@ impl Topics {
             lap.hand = (i + 1) % n;
             lap.seen += 1;
             let mut idle = false;
-            if let Some(g) = self.slots.get(i).and_then(|s| s.group.as_ref())
+            if let Some(g) = self.slots.get(i).filter(|s| s.live)
                 && g.kind == kind
             {
                 idle = g.last_used_ns.saturating_add(IDLE_NS) <= now_ns;
@@ -559,14 +592,14 @@ impl Topics {
     }
 
     fn evict_exact(&mut self, idx: usize, now_ns: u64) {
-        let Some(group) = self.take_slot(idx) else {
+        let Some((stats, key)) = self.take_slot(idx) else {
             return;
         };
-        let k = self.key_of(&group.key);
+        let k = self.key_of(&key);
         self.exact.remove(&k);
         self.c.exact_groups -= 1;
         self.c.exact_evicted += 1;
-        let target = match self.template_group(&group.key, now_ns) {
+        let target = match self.template_group(&key, now_ns) {
             Some(t) => {
                 self.c.exact_folded_into_template += 1;
                 t
@@ -577,39 +610,39 @@ impl Topics {
             }
         };
         if let Some(t) = self.get_mut(target) {
-            t.stats.fold(&group.stats);
+            t.stats.fold(&stats);
         }
     }
 
     fn evict_template(&mut self, idx: usize, now_ns: u64) {
-        let Some(group) = self.take_slot(idx) else {
+        let Some((stats, key)) = self.take_slot(idx) else {
             return;
         };
-        self.templ.remove(&group.key);
+        self.templ.remove(&key);
         self.c.template_groups -= 1;
         self.c.template_evicted += 1;
         let other = self.other_group(now_ns);
         if let Some(o) = self.get_mut(other) {
-            o.stats.fold(&group.stats);
+            o.stats.fold(&stats);
         }
     }
 
     #[inline]
     fn get(&self, g: GroupId) -> Option<&Group> {
         let slot = self.slots.get((g.0 & SLOT_MASK) as usize)?;
-        if u32::from(slot.generation) != g.0 >> SLOT_BITS {
+        if u32::from(slot.generation) != g.0 >> SLOT_BITS || !slot.live {
             return None;
         }
-        slot.group.as_ref()
+        Some(slot)
     }
 
     #[inline]
     fn get_mut(&mut self, g: GroupId) -> Option<&mut Group> {
         let slot = self.slots.get_mut((g.0 & SLOT_MASK) as usize)?;
-        if u32::from(slot.generation) != g.0 >> SLOT_BITS {
+        if u32::from(slot.generation) != g.0 >> SLOT_BITS || !slot.live {
             return None;
         }
-        slot.group.as_mut()
+        Some(slot)
     }
 
     /// Whether `g` names a live group.
@@ -630,7 +663,7 @@ impl Topics {
     /// Visits every live group with its name, kind and statistics (for exporters that
     /// read the sketches themselves). Allocates nothing.
     pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
-        for g in self.slots.iter().filter_map(|s| s.group.as_ref()) {
+        for g in self.slots.iter().filter(|s| s.live) {
             f(g.name(), g.kind, &g.stats);
         }
     }
@@ -701,7 +734,7 @@ impl Topics {
         out.extend(
             self.slots
                 .iter()
-                .filter_map(|s| s.group.as_ref())
+                .filter(|s| s.live)
                 .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns)),
         );
         out
@@ -729,7 +762,7 @@ impl Topics {
         let groups: usize = self
             .slots
             .iter()
-            .filter_map(|s| s.group.as_ref())
+            .filter(|s| s.live)
             .map(|g| {
                 g.key.len() + g.lossy_name.as_ref().map_or(0, |n| n.len()) + g.stats.mem_bytes()
                     - std::mem::size_of::<GroupStats>()
