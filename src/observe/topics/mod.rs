@@ -711,6 +711,15 @@ impl Topics {
     /// A latency sample for group `g`; kept per group for `PublishQos1`, `PublishQos2`
     /// and `Fanout`, other exchanges are ignored.
     pub fn on_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+        // The sketch sits at a fixed offset in the slot: fetch it alongside the slot's
+        // header instead of after it.
+        if let Some(p) = self
+            .slots
+            .get((g.0 & SLOT_MASK) as usize)
+            .and_then(|s| s.stats.latency_line(ex))
+        {
+            prefetch(p);
+        }
         match self.get_mut(g) {
             Some(group) => group.stats.on_latency(ex, seconds),
             None => self.c.stale_ids += 1,

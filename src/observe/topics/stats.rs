@@ -80,8 +80,8 @@ const KEY_SUB: u8 = 2;
 /// lines. In a topic slot (a 16-byte header, then this, 64-byte aligned):
 /// - line 0: the ring's newest bucket, first and last time (every PUBLISH);
 /// - line 1: last clients, counter deltas (every PUBLISH);
-/// - lines 2-3: inter-arrival state, the latency pointer, the payload sketch's
-///   counters and bucket pointer (inbound PUBLISHes, latency samples);
+/// - lines 2-3: inter-arrival state, the payload sketch's counters and bucket pointer
+///   (inbound PUBLISHes);
 /// - the rest (ring storage and totals, lifetime counters, distinct-client sets) is
 ///   touched once per bucket or when a new client shows up.
 #[derive(Clone, Debug)]
@@ -96,12 +96,15 @@ pub struct GroupStats {
     d: Deltas,
     keys: u8,
     arrivals: Arrivals,
-    latency: Option<Box<[Sketch; 3]>>,
     payload_in: Sketch,
     ring: RingStore<4>,
     t: Totals,
     publishers: Distinct,
     subscribers: Distinct,
+    /// Per-group latency of `LATENCY_EXCHANGES`, inline (no pointer to follow: a
+    /// sample's sketch is at a fixed offset from the slot, fetched alongside it); the
+    /// buckets are allocated with the first sample.
+    latency: [Sketch; 3],
     /// Exact topics whose statistics were folded into this group.
     folded: u64,
 }
@@ -129,12 +132,12 @@ impl GroupStats {
             d: Deltas::default(),
             keys: 0,
             arrivals: Arrivals::default(),
-            latency: None,
             payload_in: Sketch::with_max_bins(GROUP_SKETCH_BINS),
             ring,
             t: Totals::default(),
             publishers: Distinct::default(),
             subscribers: Distinct::default(),
+            latency: std::array::from_fn(|_| Sketch::with_max_bins(GROUP_SKETCH_BINS)),
             folded: 0,
         }
     }
@@ -252,14 +255,23 @@ impl GroupStats {
 
     pub fn on_latency(&mut self, ex: Exchange, seconds: f64) {
         let Some(i) = latency_slot(ex) else { return };
-        let sketches = self.latency.get_or_insert_with(|| {
-            Box::new(std::array::from_fn(|_| {
-                Sketch::with_max_bins(GROUP_SKETCH_BINS)
-            }))
-        });
-        if let Some(s) = sketches.get_mut(i) {
+        if let Some(s) = self.latency.get_mut(i) {
             s.record(seconds);
         }
+    }
+
+    /// Address of the sketch an `ex` sample updates (for prefetching).
+    #[inline]
+    pub(super) fn latency_line(&self, ex: Exchange) -> Option<*const u8> {
+        let i = latency_slot(ex)?;
+        self.latency.get(i).map(|s| (s as *const Sketch).cast())
+    }
+
+    /// Whether any per-group latency was ever recorded (or folded in).
+    fn has_latency(&self) -> bool {
+        self.latency
+            .iter()
+            .any(|s| s.count() > 0 || s.rejected() > 0)
     }
 
     /// Payload sizes of inbound messages, bytes.
@@ -270,7 +282,10 @@ impl GroupStats {
     /// Per-group latency of `ex` (`publish_qos1`, `publish_qos2`, `fanout`), once sampled.
     pub fn latency_sketch(&self, ex: Exchange) -> Option<&Sketch> {
         let i = latency_slot(ex)?;
-        self.latency.as_ref().and_then(|l| l.get(i))
+        if !self.has_latency() {
+            return None;
+        }
+        self.latency.get(i)
     }
 
     /// Adds the lifetime statistics of `other` (an evicted exact topic) to this group.
@@ -295,15 +310,8 @@ impl GroupStats {
         self.subscribers.merge(&other.subscribers);
         self.first_ns = self.first_ns.min(other.first_ns);
         self.last_ns = self.last_ns.max(other.last_ns);
-        if let Some(o) = &other.latency {
-            let mine = self.latency.get_or_insert_with(|| {
-                Box::new(std::array::from_fn(|_| {
-                    Sketch::with_max_bins(GROUP_SKETCH_BINS)
-                }))
-            });
-            for (m, s) in mine.iter_mut().zip(o.iter()) {
-                m.merge(s);
-            }
+        for (m, s) in self.latency.iter_mut().zip(other.latency.iter()) {
+            m.merge(s);
         }
         self.folded += 1 + other.folded;
     }
@@ -315,8 +323,9 @@ impl GroupStats {
             + self.subscribers.heap_bytes()
             + self
                 .latency
-                .as_ref()
-                .map_or(0, |l| l.iter().map(Sketch::mem_bytes).sum())
+                .iter()
+                .map(|s| s.mem_bytes() - std::mem::size_of::<Sketch>())
+                .sum::<usize>()
     }
 
     fn window(&self, views: &[[u64; 3]; 4], lane: usize) -> WindowCounts {
@@ -330,25 +339,22 @@ impl GroupStats {
     }
 
     pub fn snapshot(&self, name: &str, kind: GroupKind, now_ns: u64) -> TopicSnapshot {
-        let latency = match &self.latency {
-            None => Vec::new(),
-            Some(l) => LATENCY_EXCHANGES
-                .iter()
-                .zip(l.iter())
-                .filter(|(_, s)| s.count() > 0)
-                .map(|(ex, s)| {
-                    let [p50_s, p90_s, p99_s] = s.quantiles([0.5, 0.9, 0.99]);
-                    LatencySnapshot {
-                        exchange: ex.name(),
-                        count: s.count(),
-                        p50_s,
-                        p90_s,
-                        p99_s,
-                        max_s: s.max(),
-                    }
-                })
-                .collect(),
-        };
+        let latency = LATENCY_EXCHANGES
+            .iter()
+            .zip(self.latency.iter())
+            .filter(|(_, s)| s.count() > 0)
+            .map(|(ex, s)| {
+                let [p50_s, p90_s, p99_s] = s.quantiles([0.5, 0.9, 0.99]);
+                LatencySnapshot {
+                    exchange: ex.name(),
+                    count: s.count(),
+                    p50_s,
+                    p90_s,
+                    p99_s,
+                    max_s: s.max(),
+                }
+            })
+            .collect();
         let views = self.ring.sums_last(&self.head, now_ns, [60, 300, 900]);
         TopicSnapshot {
             name: name.to_owned(),
