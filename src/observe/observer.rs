@@ -91,7 +91,7 @@ impl Observer {
         }
         for s in self.samples.drain(..) {
             if let Some(g) = s.group {
-                self.topics.on_latency(g, s.exchange, s.seconds);
+                self.topics.record_latency(g, s.exchange, s.seconds);
             }
         }
     }
@@ -140,8 +140,12 @@ impl RecordSink for Observer {
         if rec.ts_ns >= self.last_tick_ns.saturating_add(TICK_NS) {
             self.tick(rec.ts_ns);
         }
+        // A PUBLISH's group comes from the topic map alone; its statistics are updated
+        // through the topics' queue (see `topics::queue`).
         let group = match (&rec.packet, rec.topic) {
-            (Ok(Packet::Publish(_)), Some(t)) => Some(self.topics.group_of(t.bytes(), rec.ts_ns)),
+            (Ok(Packet::Publish(_)), Some(t)) => {
+                Some(self.topics.group_for_publish(t.bytes(), rec.ts_ns))
+            }
             _ => None,
         };
         let mut out = TrackerOutput {
@@ -152,7 +156,7 @@ impl RecordSink for Observer {
         self.samples = out.samples;
         if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {
             let client = self.tracker.client_key(rec.flow.id);
-            self.topics.on_publish(
+            self.topics.record_publish(
                 g,
                 rec.dir,
                 client,

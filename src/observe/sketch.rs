@@ -164,6 +164,18 @@ impl Sketch {
         self.record_n(v, 1);
     }
 
+    /// Address of the bucket counter `record(v)` would update, if it exists now (for
+    /// prefetching; reads only the sketch's own fields).
+    #[inline]
+    pub fn bin_addr(&self, v: f64) -> Option<*const u8> {
+        if !(MIN_INDEXED..=f64::MAX).contains(&v) {
+            return None;
+        }
+        let rel = i64::from(index_of(v)) - i64::from(self.offset);
+        let c = self.bins.get(usize::try_from(rel).ok()?)?;
+        Some((c as *const u32).cast())
+    }
+
     /// Records `v` `n` times. Negative values count as 0 (and in `negatives()`);
     /// NaN and infinities are ignored (counted in `rejected()`).
     pub fn record_n(&mut self, v: f64, n: u64) {

@@ -48,6 +48,7 @@ mod auto;
 mod chunks;
 mod distinct;
 mod filter;
+mod queue;
 mod snapshot;
 mod stats;
 
@@ -62,6 +63,7 @@ pub use auto::{auto_template, is_identifier};
 use chunks::ChunkVec;
 pub use distinct::Distinct;
 pub use filter::Filter;
+use queue::{QUEUE_CAP, Queued, Update};
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
 pub use stats::GroupStats;
 use stats::PublishInfo;
@@ -249,6 +251,8 @@ pub struct Topics {
     seed1: foldhash::fast::RandomState,
     seed2: foldhash::quality::RandomState,
     scratch: Vec<u8>,
+    /// Group updates not yet applied (see `queue`).
+    queue: Vec<Queued>,
     c: TopicCounters,
 }
 
@@ -307,6 +311,7 @@ impl Topics {
             seed1: Default::default(),
             seed2: Default::default(),
             scratch: Vec::with_capacity(MAX_NAME_LEN),
+            queue: Vec::with_capacity(QUEUE_CAP),
             c: TopicCounters::default(),
         })
     }
@@ -332,6 +337,23 @@ impl Topics {
             for p in group.stats.hot_lines() {
                 prefetch(p);
             }
+            return g;
+        }
+        if let Some(g) = self.cached_route(k, now_ns) {
+            return g;
+        }
+        self.admit(topic, k, now_ns)
+    }
+
+    /// `group_of` for a PUBLISH that the caller records with `record_publish` (same
+    /// time) right after: a topic with an exact group is answered from the map alone,
+    /// without touching the group (`record_publish` marks it used, through the queue
+    /// that fetches its lines; see `queue`). Other topics go through `group_of`.
+    #[inline]
+    pub fn group_for_publish(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
+        let k = self.key_of(topic);
+        // Map entries name live groups (eviction removes them first).
+        if let Some(&g) = self.exact.get(&k) {
             return g;
         }
         if let Some(g) = self.cached_route(k, now_ns) {
@@ -530,6 +552,8 @@ impl Topics {
         if now_ns < self.laps[li].floor_ns {
             return 0;
         }
+        // A group may go: queued updates first (they may also make a group not idle).
+        self.apply_queued();
         let mut evicted = 0;
         for _ in 0..budget.min(self.slots.len()) {
             let n = self.slots.len();
@@ -663,8 +687,8 @@ impl Topics {
     /// Visits every live group with its name, kind and statistics (for exporters that
     /// read the sketches themselves). Allocates nothing.
     pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
-        for g in self.slots.iter().filter(|s| s.live) {
-            f(g.name(), g.kind, &g.stats);
+        for (i, g) in self.slots.iter().enumerate().filter(|(_, s)| s.live) {
+            f(g.name(), g.kind, &self.view(i, g));
         }
     }
 
@@ -693,6 +717,7 @@ impl Topics {
         payload_len: usize,
         ts_ns: u64,
     ) {
+        self.apply_queued();
         let info = PublishInfo {
             dir,
             client_key,
@@ -708,27 +733,60 @@ impl Topics {
         }
     }
 
+    /// `on_publish` for a group returned by `group_for_publish` at `ts_ns`, queued (same
+    /// results; see `queue`): also marks the group used at that time.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn record_publish(
+        &mut self,
+        g: GroupId,
+        dir: Direction,
+        client_key: u64,
+        qos: u8,
+        retain: bool,
+        dup: bool,
+        payload_len: usize,
+        ts_ns: u64,
+    ) {
+        let info = PublishInfo {
+            dir,
+            client_key,
+            qos,
+            retain,
+            dup,
+            payload_len,
+            ts_ns,
+        };
+        self.queue(Queued {
+            g,
+            u: Update::Publish(info),
+        });
+    }
+
     /// A latency sample for group `g`; kept per group for `PublishQos1`, `PublishQos2`
     /// and `Fanout`, other exchanges are ignored.
     pub fn on_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
-        // The sketch sits at a fixed offset in the slot: fetch it alongside the slot's
-        // header instead of after it.
-        if let Some(p) = self
-            .slots
-            .get((g.0 & SLOT_MASK) as usize)
-            .and_then(|s| s.stats.latency_line(ex))
-        {
-            prefetch(p);
-        }
+        self.apply_queued();
         match self.get_mut(g) {
             Some(group) => group.stats.on_latency(ex, seconds),
             None => self.c.stale_ids += 1,
         }
     }
 
+    /// `on_latency`, queued with the PUBLISHes of `record_publish` (same results; see
+    /// `queue`).
+    #[inline]
+    pub fn record_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+        self.queue(Queued {
+            g,
+            u: Update::Latency(ex, seconds),
+        });
+    }
+
     /// Housekeeping: while a table is full, evicts idle groups (up to `TICK_SCAN` slots
     /// looked at per table) so new topics find room.
     pub fn tick(&mut self, now_ns: u64) {
+        self.apply_queued();
         if self.c.exact_groups >= self.max_exact as u64 {
             self.evict_idle(GroupKind::Exact, now_ns, TICK_SCAN, false);
         }
@@ -743,16 +801,18 @@ impl Topics {
         out.extend(
             self.slots
                 .iter()
-                .filter(|s| s.live)
-                .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns)),
+                .enumerate()
+                .filter(|(_, s)| s.live)
+                .map(|(i, g)| self.view(i, g).snapshot(g.name(), g.kind, now_ns)),
         );
         out
     }
 
     /// Statistics of one live group.
     pub fn snapshot_of(&self, g: GroupId, now_ns: u64) -> Option<TopicSnapshot> {
+        let idx = (g.0 & SLOT_MASK) as usize;
         self.get(g)
-            .map(|grp| grp.stats.snapshot(grp.name(), grp.kind, now_ns))
+            .map(|grp| self.view(idx, grp).snapshot(grp.name(), grp.kind, now_ns))
     }
 
     pub fn counters(&self) -> TopicCounters {
@@ -787,6 +847,7 @@ impl Topics {
             + templ_keys
             + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.scratch.capacity()
+            + self.queue_bytes()
             + self
                 .templates
                 .iter()

@@ -25,8 +25,15 @@ const LATENCY_EXCHANGES: [Exchange; 3] = [
     Exchange::Fanout,
 ];
 
+/// Position of `ex` in `LATENCY_EXCHANGES` (a match: this runs per latency sample).
+#[inline]
 fn latency_slot(ex: Exchange) -> Option<usize> {
-    LATENCY_EXCHANGES.iter().position(|&e| e == ex)
+    match ex {
+        Exchange::PublishQos1 => Some(0),
+        Exchange::PublishQos2 => Some(1),
+        Exchange::Fanout => Some(2),
+        _ => None,
+    }
 }
 
 fn dir_idx(dir: Direction) -> usize {
@@ -233,6 +240,12 @@ impl GroupStats {
         ]
     }
 
+    /// Address of the payload-sketch bucket an inbound PUBLISH of `len` bytes updates.
+    #[inline]
+    pub(super) fn payload_bin_line(&self, len: usize) -> Option<*const u8> {
+        self.payload_in.bin_addr(len as f64)
+    }
+
     fn qos_total(&self, d: usize, q: usize) -> u64 {
         self.t.qos[d][q] + u64::from(self.d.qos[d][q])
     }
@@ -265,6 +278,13 @@ impl GroupStats {
     pub(super) fn latency_line(&self, ex: Exchange) -> Option<*const u8> {
         let i = latency_slot(ex)?;
         self.latency.get(i).map(|s| (s as *const Sketch).cast())
+    }
+
+    /// Address of the latency-sketch bucket an `ex` sample of `seconds` updates.
+    #[inline]
+    pub(super) fn latency_bin_line(&self, ex: Exchange, seconds: f64) -> Option<*const u8> {
+        let i = latency_slot(ex)?;
+        self.latency.get(i)?.bin_addr(seconds)
     }
 
     /// Whether any per-group latency was ever recorded (or folded in).
