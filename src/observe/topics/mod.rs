@@ -47,13 +47,14 @@ mod arrivals;
 mod auto;
 mod chunks;
 mod distinct;
+mod exact;
 mod filter;
 mod queue;
 mod snapshot;
 mod stats;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use crate::mqtt::Direction;
 use crate::observe::{Exchange, GroupId, GroupKind, ObserveConfig};
@@ -62,6 +63,7 @@ pub use arrivals::Arrivals;
 pub use auto::{auto_template, is_identifier};
 use chunks::ChunkVec;
 pub use distinct::Distinct;
+use exact::ExactIndex;
 pub use filter::Filter;
 use queue::{QUEUE_CAP, Queued, Update};
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
@@ -88,47 +90,10 @@ type Map = HashMap<Box<[u8]>, GroupId, foldhash::fast::RandomState>;
 
 /// 128-bit fingerprint of a topic (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct TopicKey {
+pub(crate) struct TopicKey {
     h1: u64,
     h2: u64,
 }
-
-impl Hash for TopicKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.h1);
-    }
-}
-
-/// Uses `TopicKey::h1` (already a seeded hash) as the table hash.
-#[derive(Clone, Copy, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `TopicKey`; a plain fold keeps the impl total.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct BuildPassThrough;
-
-impl BuildHasher for BuildPassThrough {
-    type Hasher = PassThrough;
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-type ExactMap = HashMap<TopicKey, GroupId, BuildPassThrough>;
 
 /// One entry of the routed-topic cache: `tag` holds the high half of `h1` (the low
 /// bits chose the entry), `gid` is the template group + 1 (0 = empty).
@@ -219,19 +184,7 @@ impl Slot {
     }
 }
 
-/// Hints the CPU to fetch the cache line at `p` (no effect on results; a no-op on
-/// targets without a stable prefetch instruction).
-#[inline(always)]
-fn prefetch(p: *const u8) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: `prefetcht0` only hints the cache; it never faults or reads into
-    // program state, whatever the address (callers pass addresses inside a live slot).
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
-}
+use crate::observe::prefetch::prefetch;
 
 pub struct Topics {
     bucket_secs: u32,
@@ -241,7 +194,7 @@ pub struct Topics {
     max_templates: usize,
     slots: ChunkVec<Slot>,
     free: Vec<u32>,
-    exact: ExactMap,
+    exact: ExactIndex,
     templ: Map,
     other: Option<GroupId>,
     /// CLOCK laps for exact groups and templates.
@@ -292,9 +245,8 @@ impl Topics {
         if !problems.is_empty() {
             return Err(TopicsConfigError { problems });
         }
-        let mut exact = ExactMap::with_hasher(BuildPassThrough);
-        // Reserved once so that filling the table never rehashes on the packet path.
-        exact.reserve(cfg.max_exact_topics.min(1 << 20));
+        // Sized once so that filling the table never rehashes on the packet path.
+        let exact = ExactIndex::with_capacity(cfg.max_exact_topics.min(1 << 20));
         Ok(Topics {
             bucket_secs: cfg.bucket_secs,
             auto: cfg.auto_template,
@@ -328,7 +280,7 @@ impl Topics {
     #[inline]
     pub fn group_of(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
         let k = self.key_of(topic);
-        if let Some(&g) = self.exact.get(&k)
+        if let Some(g) = self.exact.get(k.h1, k.h2)
             && let Some(group) = self.get_mut(g)
         {
             group.last_used_ns = group.last_used_ns.max(now_ns);
@@ -345,15 +297,24 @@ impl Topics {
         self.admit(topic, k, now_ns)
     }
 
-    /// `group_of` for a PUBLISH that the caller records with `record_publish` (same
-    /// time) right after: a topic with an exact group is answered from the map alone,
-    /// without touching the group (`record_publish` marks it used, through the queue
-    /// that fetches its lines; see `queue`). Other topics go through `group_of`.
+    /// The fingerprint of `topic`, with the line its lookup reads first prefetched:
+    /// the caller does other work before `group_for_publish`.
     #[inline]
-    pub fn group_for_publish(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
+    pub(crate) fn key_prefetched(&self, topic: &[u8]) -> TopicKey {
         let k = self.key_of(topic);
-        // Map entries name live groups (eviction removes them first).
-        if let Some(&g) = self.exact.get(&k) {
+        self.exact.prefetch(k.h1);
+        k
+    }
+
+    /// `group_of` for a PUBLISH (topic `topic`, fingerprint `k` from
+    /// `key_prefetched`) that the caller records with `record_publish` (same time)
+    /// right after: a topic with an exact group is answered from the index alone,
+    /// without touching the group (`record_publish` marks it used, through the queue
+    /// that fetches its lines; see `queue`). Other topics go through `group_of`'s path.
+    #[inline]
+    pub(crate) fn group_for_publish(&mut self, topic: &[u8], k: TopicKey, now_ns: u64) -> GroupId {
+        // Index entries name live groups (eviction removes them first).
+        if let Some(g) = self.exact.get(k.h1, k.h2) {
             return g;
         }
         if let Some(g) = self.cached_route(k, now_ns) {
@@ -429,7 +390,7 @@ impl Topics {
             self.c.exact_admitted += 1;
             self.c.exact_groups += 1;
             let g = self.create(topic, GroupKind::Exact, now_ns);
-            self.exact.insert(k, g);
+            self.exact.insert(k.h1, k.h2, g);
             return g;
         }
         match self.template_group(topic, now_ns) {
@@ -620,7 +581,7 @@ impl Topics {
             return;
         };
         let k = self.key_of(&key);
-        self.exact.remove(&k);
+        self.exact.remove(k.h1, k.h2);
         self.c.exact_groups -= 1;
         self.c.exact_evicted += 1;
         let target = match self.template_group(&key, now_ns) {
@@ -737,7 +698,7 @@ impl Topics {
     /// results; see `queue`): also marks the group used at that time.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub fn record_publish(
+    pub(crate) fn record_publish(
         &mut self,
         g: GroupId,
         dir: Direction,
@@ -776,7 +737,7 @@ impl Topics {
     /// `on_latency`, queued with the PUBLISHes of `record_publish` (same results; see
     /// `queue`).
     #[inline]
-    pub fn record_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+    pub(crate) fn record_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
         self.queue(Queued {
             g,
             u: Update::Latency(ex, seconds),
@@ -826,7 +787,7 @@ impl Topics {
     /// parts and names, both maps (keys, values and an allowance for the table's
     /// control bytes) and the routed-topic cache.
     pub fn mem_bytes(&self) -> usize {
-        let exact_entry = std::mem::size_of::<(TopicKey, GroupId)>() + 1;
+        let exact_entry = 16;
         let templ_entry = std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1;
         let groups: usize = self
             .slots

@@ -19,13 +19,14 @@
 use std::borrow::Cow;
 
 use super::stats::{GroupStats, PublishInfo};
-use super::{SLOT_MASK, Slot, Topics, prefetch};
+use super::{SLOT_MASK, Slot, Topics};
+use crate::observe::prefetch::prefetch;
 use crate::observe::{Exchange, GroupId};
 
 /// Entries held before they are applied.
 pub(super) const QUEUE_CAP: usize = 128;
 /// Prefetch distance, in entries, of the sketch bucket (the group's lines: twice this).
-const AHEAD: usize = 12;
+const AHEAD: usize = 8;
 
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Update {
@@ -191,7 +192,8 @@ mod tests {
             // Time jumps now and then past the idle limit, so groups get evicted.
             let ts = step * S / 10 + if step % 700 == 699 { 20 * 60 * S } else { 0 };
             let ts = ts + (step / 700) * 20 * 60 * S;
-            let gq = q.group_for_publish(t.as_bytes(), ts);
+            let k = q.key_prefetched(t.as_bytes());
+            let gq = q.group_for_publish(t.as_bytes(), k, ts);
             let gi = i.group_of(t.as_bytes(), ts);
             assert_eq!(gq, gi, "same grouping");
             let dir = if x & 1 == 0 {

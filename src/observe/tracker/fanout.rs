@@ -101,6 +101,12 @@ impl Fanout {
         }
     }
 
+    /// Starts fetching the index line a lookup of `h` reads first.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        self.table.prefetch(&key(h));
+    }
+
     /// Messages remembered.
     pub fn len(&self) -> usize {
         self.table.len()

@@ -156,6 +156,16 @@ impl<K: FifoKey, V> FifoMap<K, V> {
         }
     }
 
+    /// Starts fetching the index line a lookup of `k` reads first (a hint: no effect on
+    /// results).
+    #[inline]
+    pub fn prefetch(&self, k: &K) {
+        let i = self.tag_of(k) as usize & self.imask();
+        if let Some(e) = self.index.get(i) {
+            crate::observe::prefetch::prefetch((e as *const u64).cast());
+        }
+    }
+
     /// Ring slot of `k`, valid until that entry is removed or the map is rebuilt (any
     /// insert may rebuild it).
     #[inline]
