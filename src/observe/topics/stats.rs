@@ -90,7 +90,11 @@ const KEY_SUB: u8 = 2;
 /// - lines 2-3: inter-arrival state, the payload sketch's counters and bucket pointer
 ///   (inbound PUBLISHes);
 /// - the rest (ring storage and totals, lifetime counters, distinct-client sets) is
-///   touched once per bucket or when a new client shows up.
+///   touched once per bucket or when a new client shows up, except the per-group
+///   latency sketches (a latency sample touches the slot's first line and its sketch,
+///   at a fixed offset, so both are fetched at once).
+///
+/// `layout_keeps_publish_lines_together` (in `topics::tests_layout`) checks the offsets.
 #[derive(Clone, Debug)]
 #[repr(C)]
 pub struct GroupStats {
@@ -238,6 +242,30 @@ impl GroupStats {
                 .cast::<u8>()
                 .wrapping_add(48),
         ]
+    }
+
+    /// End of the ring head, first and last time (layout test).
+    #[cfg(test)]
+    pub(super) fn offset_head_end() -> usize {
+        std::mem::offset_of!(GroupStats, last_ns) + 8
+    }
+
+    /// Start of the client keys and end of the deltas (layout test).
+    #[cfg(test)]
+    pub(super) fn offset_deltas() -> (usize, usize) {
+        (
+            std::mem::offset_of!(GroupStats, pub_key),
+            std::mem::offset_of!(GroupStats, keys) + 1,
+        )
+    }
+
+    /// Start of the arrival state and of the payload sketch (layout test).
+    #[cfg(test)]
+    pub(super) fn offset_arrivals_sketch() -> (usize, usize) {
+        (
+            std::mem::offset_of!(GroupStats, arrivals),
+            std::mem::offset_of!(GroupStats, payload_in),
+        )
     }
 
     /// Address of the payload-sketch bucket an inbound PUBLISH of `len` bytes updates.
