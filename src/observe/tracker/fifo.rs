@@ -12,17 +12,20 @@
 //! Layout. `ring` holds positions `head..tail` (counters; slot = counter mod ring size).
 //! A removed entry leaves a hole (`None`) in the ring, skipped when it reaches the front.
 //! The index maps a key to its slot: `0` = empty, else `(tag << 32) | (slot + 1)` with
-//! `tag` the high half of the key's hash (which also picks the home index slot, so a
+//! `tag` the key's 32-bit `FifoKey::tag` (which also picks the home index slot, so a
 //! slot's home is known without the key). Linear probing, deletion by backward shift (no
 //! tombstones), at most half full.
 //!
-//! Size. The ring grows by doubling when its positions run out while more than half of
-//! them hold live entries; otherwise it is rebuilt (holes dropped, order kept) at the
-//! smallest power of two holding twice the live entries, so a past burst does not pin
-//! its memory and one old entry at the front cannot make the ring grow without bound.
-//! Rebuilds cost O(ring) and happen after at least ring/2 insertions: O(1) amortised.
-//! The live entries never exceed `cap`: inserting into a full map first pushes out the
-//! front (oldest) entry and hands it back.
+//! Size. When the ring's positions run out it is rebuilt (holes dropped, order kept):
+//! doubled while more than half of them hold live entries, else at eight times the
+//! live entries (so one old entry pinning the front costs a rebuild per 7 × live
+//! inserts, and a past burst does not pin its memory). It never exceeds `max_ring`,
+//! the power of two at or above 5/4 of `cap`: a full ring there is rebuilt in place,
+//! which frees at least a fifth of it. Rebuilds are O(ring) and at least ring/5
+//! inserts apart: O(1) amortised. Worst case, a map holds `max_ring` ring slots and
+//! twice as many 8-byte index words; at the rates these tables really see it holds a
+//! few thousand. The live entries never exceed `cap`: inserting into a full map first
+//! pushes out the front (oldest) entry and hands it back.
 
 use std::hash::BuildHasher;
 
@@ -65,6 +68,8 @@ pub struct FifoMap<K, V> {
     tail: usize,
     live: usize,
     cap: usize,
+    /// Largest ring (see the module doc).
+    max_ring: usize,
     index: Vec<u64>,
     seed: u64,
 }
@@ -79,6 +84,10 @@ impl<K: FifoKey, V> FifoMap<K, V> {
             tail: 0,
             live: 0,
             cap: cap.clamp(1, 1 << 30),
+            max_ring: {
+                let c = cap.clamp(1, 1 << 30);
+                (c + c / 4 + 1).next_power_of_two().max(MIN_RING)
+            },
             index: Vec::new(),
             seed: foldhash::fast::RandomState::default().hash_one(0x6669_666fu64),
         }
@@ -299,13 +308,14 @@ impl<K: FifoKey, V> FifoMap<K, V> {
         // Room for eight times the live entries after the rebuild, so the next one is
         // at least 7 × live inserts away even when an old entry pins the front; shrink
         // only when far larger than that (after a burst).
-        let fit = (self.live * 8).next_power_of_two().max(MIN_RING);
-        let want = if self.live * 2 > len {
-            (len * 2).max(MIN_RING)
+        let max = self.max_ring;
+        let fit = (self.live * 8).next_power_of_two().clamp(MIN_RING, max);
+        let want = if self.live * 2 > len && len < max {
+            (len * 2).clamp(MIN_RING, max)
         } else if fit * 4 < len {
             fit
         } else {
-            len.max(fit)
+            len.max(fit).min(max)
         };
         self.rebuild(want);
     }
@@ -472,8 +482,8 @@ mod tests {
                 }
             }
         }
-        // Bounded by twice the cap, rounded up to a power of two.
-        assert!(max_ring <= 512, "{max_ring}");
+        // Bounded by 5/4 of the cap, rounded up to a power of two.
+        assert!(max_ring <= 256, "{max_ring}");
     }
 
     #[test]
