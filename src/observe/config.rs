@@ -42,10 +42,13 @@ impl Default for ObserveConfig {
             auto_template: true,
             max_exact_topics: 10_000,
             max_templates: 1_000,
-            // ~380 B per client, ~300 B per connection, ~100 B per pending request,
-            // 24 B per fan-out slot: about 45 MB at these caps, plus ~25 MB of topic
-            // statistics. A sidecar's memory limit, not a broker's connection count,
-            // sets them; raise them with the pod's limit.
+            // ~380 B per client, ~300 B per connection; pending requests and fan-out
+            // messages sit in rings grown as needed up to the power of two at or above
+            // 5/4 of their cap, ~120 B and ~40 B per ring slot (with the index): about
+            // 52 MB at these caps, plus ~27 MB of topic statistics (group slots and
+            // their time rings; sketch buckets grow with the spread of the values). A
+            // sidecar's memory limit, not a broker's connection count, sets them; raise
+            // them with the pod's limit.
             max_clients: 50_000,
             max_connections: 50_000,
             max_pending_requests: 50_000,

@@ -11,11 +11,13 @@
 //! | `window` | time-bucketed counters with 1/5/15 minute views |
 //! | `topics` | topic grouping (exact → template → `__other__`) with caps, and per-group statistics |
 //! | `tracker` | connection and client state, request/response latency, broker fan-out, wire events |
+//! | `prefetch` | a cache prefetch hint |
 //! | `observer` | `Observer`: feeds each record to `topics` and `tracker`, owns the event queue |
 
 pub mod config;
 pub mod event;
 pub mod observer;
+mod prefetch;
 pub mod sketch;
 pub mod topics;
 pub mod tracker;

@@ -9,7 +9,7 @@ use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
 use crate::mqtt::Packet;
 
 use super::topics::{TopicCounters, TopicSnapshot, Topics, TopicsConfigError};
-use super::tracker::{LatencySample, Tracker, TrackerOutput, TrackerSnapshot};
+use super::tracker::{LatencySample, Tracker, TrackerOutput, TrackerSnapshot, message_hash};
 use super::{EventQueue, ObserveConfig};
 
 /// How often (in record time) housekeeping runs: expiry of unanswered requests and
@@ -91,7 +91,7 @@ impl Observer {
         }
         for s in self.samples.drain(..) {
             if let Some(g) = s.group {
-                self.topics.on_latency(g, s.exchange, s.seconds);
+                self.topics.record_latency(g, s.exchange, s.seconds);
             }
         }
     }
@@ -140,19 +140,32 @@ impl RecordSink for Observer {
         if rec.ts_ns >= self.last_tick_ns.saturating_add(TICK_NS) {
             self.tick(rec.ts_ns);
         }
-        let group = match (&rec.packet, rec.topic) {
-            (Ok(Packet::Publish(_)), Some(t)) => Some(self.topics.group_of(t.bytes(), rec.ts_ns)),
-            _ => None,
+        // A PUBLISH's group comes from the topic map alone; its statistics are updated
+        // through the topics' queue (see `topics::queue`).
+        // The topic's index line and the fan-out table's line are fetched while the
+        // message is hashed; then the topic index is searched.
+        let (group, msg_hash) = match (&rec.packet, rec.topic) {
+            (Ok(Packet::Publish(p)), Some(t)) => {
+                let k = self.topics.key_prefetched(t.bytes());
+                let h = message_hash(t.bytes(), p.payload);
+                self.tracker.prefetch_fanout(h);
+                let g = self.topics.group_for_publish(t.bytes(), k, rec.ts_ns);
+                (Some(g), Some(h))
+            }
+            _ => (None, None),
         };
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
         };
-        self.tracker.on_record(rec, group, &mut out);
+        match msg_hash {
+            Some(h) => self.tracker.on_record_hashed(rec, group, h, &mut out),
+            None => self.tracker.on_record(rec, group, &mut out),
+        }
         self.samples = out.samples;
         if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {
             let client = self.tracker.client_key(rec.flow.id);
-            self.topics.on_publish(
+            self.topics.record_publish(
                 g,
                 rec.dir,
                 client,

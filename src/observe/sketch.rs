@@ -37,8 +37,17 @@ const MIN_INDEXED: f64 = 1e-12;
 /// Default cap on buckets per sketch.
 pub const DEFAULT_MAX_BINS: usize = 1536;
 /// Extra buckets allocated beyond a new value when the range grows, so that a drifting
-/// distribution does not reallocate on every new bucket.
+/// distribution does not reallocate on every new bucket: at least this many, and half
+/// the current range (geometric growth: a range reached by small steps costs a
+/// logarithmic number of reallocations). Capacity is reserved exactly, so memory is the
+/// range plus this slack, never more than `max_bins`.
 const GROW_SLACK: usize = 8;
+/// Buckets allocated with the first value (its own and a few around it).
+const FIRST_BINS: usize = 8;
+
+fn slack(len: usize) -> i64 {
+    GROW_SLACK.max(len / 2) as i64
+}
 
 /// Field order is fixed (`repr(C)`): what `record` touches comes first, so a sketch
 /// embedded in a larger struct costs as few cache lines as possible per value.
@@ -59,6 +68,8 @@ pub struct Sketch {
     rejected: u32,
     /// Lowest buckets were merged together to respect `max_bins`.
     collapsed: bool,
+    /// Buckets were halved once (a counter was full): they no longer add up to `count`.
+    halved: bool,
 }
 
 impl Default for Sketch {
@@ -81,12 +92,24 @@ fn index_of(x: f64) -> i32 {
 
 /// Inverse of `L`: the `x` with `L(x) = t`.
 fn value_at(t: f64) -> f64 {
-    let e = t.floor();
+    // `floor` and `exp2` without libm calls (reports evaluate this for every bucket
+    // they cross); both exact, so results equal `t.floor()` and `e.exp2()`.
+    let e = {
+        let i = t as i64;
+        let f = i as f64;
+        if f > t { f - 1.0 } else { f }
+    };
     let f = t - e;
     // Solve B*s^2 + C*s - f = 0 for the root in [0, 1].
     let disc = (C * C + 4.0 * B * f).max(0.0);
     let s = (-C + disc.sqrt()) / (2.0 * B);
-    (1.0 + s) * e.exp2()
+    let k = e as i64;
+    let p = if (-1022..=1023).contains(&k) {
+        f64::from_bits(((k + 1023) as u64) << 52)
+    } else {
+        e.exp2()
+    };
+    (1.0 + s) * p
 }
 
 /// The value reported for bucket `i`: within r of both ends, so within 1 % of any member.
@@ -109,6 +132,7 @@ impl Sketch {
             offset: 0,
             max_bins: max_bins.clamp(2, 1 << 20) as u32,
             collapsed: false,
+            halved: false,
             zero: 0,
             count: 0,
             negatives: 0,
@@ -119,9 +143,37 @@ impl Sketch {
         }
     }
 
+    /// Records `v` once (see `record_n`). The common case (a finite value in the
+    /// occupied range, bucket counter not full) is inline and branch-light.
     #[inline]
     pub fn record(&mut self, v: f64) {
+        if (MIN_INDEXED..=f64::MAX).contains(&v) {
+            let idx = index_of(v);
+            let rel = i64::from(idx) - i64::from(self.offset);
+            if let Some(c) = usize::try_from(rel).ok().and_then(|r| self.bins.get_mut(r))
+                && *c < u32::MAX
+            {
+                *c += 1;
+                self.count = self.count.saturating_add(1);
+                self.sum += v;
+                self.min = self.min.min(v);
+                self.max = self.max.max(v);
+                return;
+            }
+        }
         self.record_n(v, 1);
+    }
+
+    /// Address of the bucket counter `record(v)` would update, if it exists now (for
+    /// prefetching; reads only the sketch's own fields).
+    #[inline]
+    pub fn bin_addr(&self, v: f64) -> Option<*const u8> {
+        if !(MIN_INDEXED..=f64::MAX).contains(&v) {
+            return None;
+        }
+        let rel = i64::from(index_of(v)) - i64::from(self.offset);
+        let c = self.bins.get(usize::try_from(rel).ok()?)?;
+        Some((c as *const u32).cast())
     }
 
     /// Records `v` `n` times. Negative values count as 0 (and in `negatives()`);
@@ -172,6 +224,7 @@ impl Sketch {
 
     /// Divides every bucket by two (rounding up so no occupied bucket empties).
     fn halve(&mut self) {
+        self.halved = true;
         for c in &mut self.bins {
             *c = c.div_ceil(2);
         }
@@ -190,67 +243,98 @@ impl Sketch {
 
     #[cold]
     fn grow_to(&mut self, idx: i32) -> usize {
-        let max = self.max_bins as i64;
+        let max = i64::from(self.max_bins);
         let idx64 = i64::from(idx);
         if self.bins.is_empty() {
-            // First value: start narrow; it is the common "all values alike" case.
-            self.offset = idx;
-            self.bins.push(0);
+            // First value: a few buckets around it (values alike are the common case;
+            // small neighbours save the first regrowths).
+            let below = (FIRST_BINS as i64 / 2 - 1).min(max - 1).max(0);
+            let n = (FIRST_BINS as i64).min(max);
+            self.reshape(idx64 - below, idx64 - below + n - 1);
+            return below as usize;
+        }
+        let lo = i64::from(self.offset);
+        let len = self.bins.len();
+        let hi = lo + len as i64 - 1;
+        let slack = slack(len);
+        // Common case: the range plus slack stays within the cap; grow in place.
+        if idx64 < lo && hi - (idx64 - slack) < max {
+            let extra = (lo - (idx64 - slack)) as usize;
+            self.bins.reserve_exact(extra);
+            self.bins.resize(len + extra, 0);
+            self.bins.copy_within(0..len, extra);
+            if let Some(head) = self.bins.get_mut(..extra) {
+                head.fill(0);
+            }
+            self.offset = (idx64 - slack) as i32;
+            return slack as usize;
+        }
+        if idx64 > hi && idx64 + slack - lo < max {
+            let new_len = (idx64 + slack - lo + 1) as usize;
+            self.bins.reserve_exact(new_len - len);
+            self.bins.resize(new_len, 0);
+            return (idx64 - lo) as usize;
+        }
+        // The occupied part: slack buckets are empty and may be given up to stay
+        // within `max_bins`, occupied ones only by collapsing.
+        let first = self
+            .bins
+            .iter()
+            .position(|&c| c > 0)
+            .map_or(idx64, |p| lo + p as i64);
+        let last = self
+            .bins
+            .iter()
+            .rposition(|&c| c > 0)
+            .map_or(idx64, |p| lo + p as i64);
+        let (new_lo, new_hi) = if idx64 < lo {
+            // Keep `last`; a value below what then fits is counted in the lowest bucket.
+            let new_lo = (idx64 - slack).max(last - max + 1);
+            (new_lo, hi.min(new_lo + max - 1))
+        } else if idx64 - first + 1 > max {
+            // Cap reached: collapse the lowest buckets so that `idx` becomes the top.
+            (idx64 - max + 1, idx64)
+        } else {
+            let new_hi = (idx64 + slack).min(first + max - 1);
+            (lo.max(new_hi - max + 1), new_hi)
+        };
+        self.reshape(new_lo, new_hi);
+        if idx64 < new_lo {
+            // Below the capped range: belongs to the (collapsed) lowest bucket.
+            self.collapsed = true;
             return 0;
         }
-        let lo = i64::from(self.offset);
-        let hi = lo + self.bins.len() as i64 - 1;
-        if idx64 < lo {
-            let floor = hi - max + 1;
-            let want_lo = (idx64 - GROW_SLACK as i64).max(floor);
-            if want_lo < lo {
-                // Shift up in place (cheaper than `splice`; capacity grows geometrically).
-                let extra = (lo - want_lo) as usize;
-                let old = self.bins.len();
-                self.bins.resize(old + extra, 0);
-                self.bins.copy_within(0..old, extra);
-                if let Some(head) = self.bins.get_mut(..extra) {
-                    head.fill(0);
-                }
-                self.offset = want_lo as i32;
-            }
-            if idx64 < want_lo {
-                // Below the capped range: belongs to the (collapsed) lowest bucket.
-                self.collapsed = true;
-                return 0;
-            }
-            (idx64 - want_lo) as usize
-        } else {
-            // idx64 > hi.
-            let mut want_hi = (idx64 + GROW_SLACK as i64).min(lo + max - 1);
-            if want_hi < idx64 {
-                // Cap reached: collapse the lowest buckets so that idx becomes the top.
-                want_hi = idx64;
-                let new_lo = want_hi - max + 1;
-                self.collapse_below(new_lo);
-            }
-            let lo = i64::from(self.offset);
-            let new_len = (want_hi - lo + 1) as usize;
-            self.bins.resize(new_len, 0);
-            (idx64 - lo) as usize
-        }
+        (idx64 - new_lo) as usize
     }
 
-    /// Folds every bucket below index `new_lo` into bucket `new_lo`.
-    fn collapse_below(&mut self, new_lo: i64) {
+    /// Makes `new_lo ..= new_hi` the bucket range (capacity exactly its length): counts
+    /// below `new_lo` are folded into it (marking the sketch collapsed), counts above
+    /// `new_hi` into the top bucket (callers keep the occupied top in range).
+    fn reshape(&mut self, new_lo: i64, new_hi: i64) {
+        let n = usize::try_from(new_hi - new_lo + 1).unwrap_or(1).max(1);
+        let mut bins: Vec<u32> = vec![0; n];
         let lo = i64::from(self.offset);
-        if new_lo <= lo {
-            return;
+        let mut below = 0u64;
+        let mut above = 0u64;
+        for (i, &c) in self.bins.iter().enumerate() {
+            let b = lo + i as i64;
+            if b < new_lo {
+                below += u64::from(c);
+            } else if b > new_hi {
+                above += u64::from(c);
+            } else if let Some(d) = bins.get_mut((b - new_lo) as usize) {
+                *d = c;
+            }
         }
-        self.collapsed = true;
-        let cut = ((new_lo - lo) as usize).min(self.bins.len());
-        let folded: u64 = self.bins.drain(..cut).map(u64::from).sum();
-        if self.bins.is_empty() {
-            self.bins.push(0);
-        }
+        self.bins = bins;
         self.offset = new_lo as i32;
-        if folded > 0 {
-            self.add_to_bin(new_lo as i32, folded);
+        if below > 0 {
+            self.collapsed = true;
+            self.add_to_bin(new_lo as i32, below);
+        }
+        if above > 0 {
+            self.collapsed = true;
+            self.add_to_bin(new_hi as i32, above);
         }
     }
 
@@ -265,6 +349,7 @@ impl Sketch {
         self.negatives = self.negatives.saturating_add(other.negatives);
         self.rejected = self.rejected.saturating_add(other.rejected);
         self.collapsed |= other.collapsed;
+        self.halved |= other.halved;
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);
@@ -279,6 +364,15 @@ impl Sketch {
 
     pub fn count(&self) -> u64 {
         self.count
+    }
+
+    /// Values the buckets hold: `count` until a halving (then their sum).
+    fn held(&self) -> u64 {
+        if !self.halved && self.count < u64::MAX {
+            self.count
+        } else {
+            self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>()
+        }
     }
 
     pub fn sum(&self) -> f64 {
@@ -321,7 +415,7 @@ impl Sketch {
         let q = q.clamp(0.0, 1.0);
         // Ranks are taken against what the buckets hold (it differs from `count` only
         // after a halving).
-        let held: u64 = self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>();
+        let held = self.held();
         if held == 0 {
             return None;
         }
@@ -347,7 +441,7 @@ impl Sketch {
     /// After a halving (bucket overflow) the shape is scaled back to `count()`. One pass.
     pub fn cumulative_counts(&self, bounds: &[f64]) -> Vec<u64> {
         let mut out = Vec::with_capacity(bounds.len());
-        let held: u64 = self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>();
+        let held = self.held();
         if self.count == 0 || held == 0 {
             out.resize(bounds.len(), 0);
             return out;
@@ -397,7 +491,7 @@ impl Sketch {
             }
             return out;
         }
-        let held: u64 = self.zero + self.bins.iter().map(|&c| u64::from(c)).sum::<u64>();
+        let held = self.held();
         if held == 0 {
             return out;
         }
@@ -444,6 +538,7 @@ impl Sketch {
         self.bins.clear();
         self.offset = 0;
         self.collapsed = false;
+        self.halved = false;
         self.zero = 0;
         self.count = 0;
         self.negatives = 0;

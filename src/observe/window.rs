@@ -11,143 +11,273 @@
 //! and including the one `now` falls in, so it covers between `s - width` and `s`
 //! seconds of history (the current bucket is partial).
 //!
-//! The newest bucket's counters are kept inline (`cur`) and written to the ring only when
-//! a newer bucket begins: an event in the current bucket, the common case, touches only
-//! the inline part (one or two cache lines with the totals), not the ring storage.
+//! Two parts. The newest bucket's counters live in a small `RingHead` (its time range
+//! and one `u32` per lane, 32 bytes for 4 lanes); everything else (ring storage, lifetime
+//! totals) in a `RingStore`. An event in the current bucket, the common case, touches
+//! only the head, so a caller can keep the head on its hottest cache line and the store
+//! elsewhere (topic statistics do); `BucketRing` keeps both together. The head's counts
+//! are not yet in the lifetime totals: `total` adds them, and they move to the totals
+//! (and the ring slot) when a newer bucket begins, or when a lane would overflow `u32`.
 //!
-//! Bucket counters are `u32` and saturate: 4.29e9 per bucket and lane (for bytes, 4 GB
-//! per 10 s bucket on one topic group, i.e. 3.4 Gbit/s) is far beyond one broker's
-//! topic. Lifetime totals are `u64`.
+//! Bucket counters in the ring are `u32` and saturate: 4.29e9 per bucket and lane (for
+//! bytes, 4 GB per 10 s bucket on one topic group, i.e. 3.4 Gbit/s) is far beyond one
+//! broker's topic. Lifetime totals are `u64` and exact (saturating at `u64::MAX`).
 
-/// `L` counters per time bucket. Field order is fixed (`repr(C)`): what an event in the
-/// current bucket touches comes first.
+/// The newest bucket: what an event in the current bucket touches.
 #[derive(Clone, Debug)]
 #[repr(C)]
-pub struct BucketRing<const L: usize> {
-    /// Start time of bucket `head` (fast path for the common "same bucket").
-    head_start_ns: u64,
-    width_ns: u64,
-    /// Counters of bucket `head` (its ring slot is written when a newer bucket starts).
+pub struct RingHead<const L: usize> {
+    /// Time range `[start_ns, end_ns)` of the newest bucket.
+    start_ns: u64,
+    end_ns: u64,
+    /// Counts in the newest bucket not yet added to the store's totals.
     cur: [u32; L],
-    totals: [u64; L],
+}
+
+/// Ring storage and lifetime totals (see the module doc).
+#[derive(Clone, Debug)]
+pub struct RingStore<const L: usize> {
+    width_ns: u64,
     /// Bucket number (`ts_ns / width_ns`) of the newest bucket; the ring holds buckets
     /// `head - len + 1 ..= head`, slot `b % len`.
     head: u64,
     /// Slot of bucket `head`.
     head_slot: usize,
     slots: Box<[[u32; L]]>,
+    /// Counts of the newest bucket already added to `totals` (after a `u32` overflow of
+    /// the head's counter); the bucket holds `base + cur`.
+    base: [u64; L],
+    /// Lifetime totals, except the head's `cur`.
+    totals: [u64; L],
     /// Events that arrived too late for the ring (still in `totals`).
     too_old: u64,
+    /// Oldest bucket ever written to a ring slot (`u64::MAX`: none): slots of older
+    /// buckets are zero, so views of a young ring read only what it holds, and moving
+    /// to a newer bucket clears nothing until something was written.
+    first_b: u64,
+}
+
+/// `L` counters per time bucket: a `RingHead` and its `RingStore` together.
+#[derive(Clone, Debug)]
+pub struct BucketRing<const L: usize> {
+    head: RingHead<L>,
+    store: RingStore<L>,
 }
 
 /// The default span: the longest view asked for is 15 minutes.
 pub const SPAN_SECS: u32 = 15 * 60;
 
-impl<const L: usize> BucketRing<L> {
-    /// A ring of `span_secs / bucket_secs` buckets (rounded up; at least one).
-    pub fn new(bucket_secs: u32, span_secs: u32) -> Self {
+fn sat32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+impl<const L: usize> RingHead<L> {
+    /// `try_add` of two lanes at once (messages and bytes of one PUBLISH): both or
+    /// neither are added.
+    #[inline]
+    pub fn try_add_pair(
+        &mut self,
+        ts_ns: u64,
+        lane_a: usize,
+        a: u64,
+        lane_b: usize,
+        b: u64,
+    ) -> bool {
+        if ts_ns < self.start_ns || ts_ns >= self.end_ns || lane_a == lane_b {
+            return false;
+        }
+        let (Some(&ca), Some(&cb)) = (self.cur.get(lane_a), self.cur.get(lane_b)) else {
+            return false;
+        };
+        let add = |c: u32, n: u64| u32::try_from(n).ok().and_then(|n| c.checked_add(n));
+        let (Some(va), Some(vb)) = (add(ca, a), add(cb, b)) else {
+            return false;
+        };
+        if let Some(c) = self.cur.get_mut(lane_a) {
+            *c = va;
+        }
+        if let Some(c) = self.cur.get_mut(lane_b) {
+            *c = vb;
+        }
+        true
+    }
+
+    /// Adds `n` to `lane` if `ts_ns` falls in the newest bucket and the lane's counter
+    /// has room; false otherwise (the caller then goes through `RingStore::add`).
+    #[inline]
+    pub fn try_add(&mut self, ts_ns: u64, lane: usize, n: u64) -> bool {
+        if ts_ns < self.start_ns || ts_ns >= self.end_ns {
+            return false;
+        }
+        match self.cur.get_mut(lane) {
+            Some(c) => match u32::try_from(n).ok().and_then(|n| c.checked_add(n)) {
+                Some(v) => {
+                    *c = v;
+                    true
+                }
+                None => false,
+            },
+            // Out-of-range lanes are ignored.
+            None => true,
+        }
+    }
+}
+
+impl<const L: usize> RingStore<L> {
+    /// A ring of `span_secs / bucket_secs` buckets (rounded up; at least one), with its
+    /// head.
+    pub fn new(bucket_secs: u32, span_secs: u32) -> (RingHead<L>, Self) {
         let width = bucket_secs.max(1);
         let len = span_secs.max(1).div_ceil(width).max(1) as usize;
-        BucketRing {
-            width_ns: u64::from(width) * 1_000_000_000,
+        let width_ns = u64::from(width) * 1_000_000_000;
+        let head = RingHead {
+            start_ns: 0,
+            end_ns: width_ns,
+            cur: [0; L],
+        };
+        let store = RingStore {
+            width_ns,
             head: 0,
             head_slot: 0,
-            head_start_ns: 0,
-            cur: [0; L],
             slots: vec![[0u32; L]; len].into_boxed_slice(),
+            base: [0; L],
             totals: [0; L],
             too_old: 0,
-        }
+            first_b: u64::MAX,
+        };
+        (head, store)
+    }
+
+    /// A store without ring storage (nothing allocated), for a slot that holds no group.
+    pub fn empty() -> (RingHead<L>, Self) {
+        let head = RingHead {
+            start_ns: 0,
+            end_ns: 0,
+            cur: [0; L],
+        };
+        let store = RingStore {
+            width_ns: 1,
+            head: 0,
+            head_slot: 0,
+            slots: Box::new([]),
+            base: [0; L],
+            totals: [0; L],
+            too_old: 0,
+            first_b: u64::MAX,
+        };
+        (head, store)
     }
 
     fn len(&self) -> u64 {
         self.slots.len() as u64
     }
 
-    /// Adds `n` to lane `lane` at time `ts_ns`. Out-of-range lanes are ignored.
-    #[inline]
-    pub fn add(&mut self, ts_ns: u64, lane: usize, n: u64) {
-        self.add_pair(ts_ns, lane, n, L, 0);
-    }
-
-    /// Adds `a` to lane `lane_a` and `b` to lane `lane_b` at `ts_ns`, finding the bucket
-    /// once (messages and bytes of one PUBLISH). Out-of-range lanes are ignored.
-    #[inline]
-    pub fn add_pair(&mut self, ts_ns: u64, lane_a: usize, a: u64, lane_b: usize, b: u64) {
-        if let Some(t) = self.totals.get_mut(lane_a) {
-            *t = t.saturating_add(a);
-        }
-        if let Some(t) = self.totals.get_mut(lane_b) {
-            *t = t.saturating_add(b);
-        }
-        let head = ts_ns >= self.head_start_ns && ts_ns - self.head_start_ns < self.width_ns;
-        let s = if head {
-            &mut self.cur
-        } else {
-            let Some(slot) = self.slot_at(ts_ns) else {
-                self.too_old += 1;
-                return;
-            };
-            if slot == self.head_slot {
-                // `slot_at` just made this the newest bucket (an older bucket in the
-                // ring never shares the head's slot).
-                &mut self.cur
-            } else {
-                match self.slots.get_mut(slot) {
-                    Some(s) => s,
-                    None => return,
-                }
-            }
-        };
-        if let Some(c) = s.get_mut(lane_a) {
-            *c = c.saturating_add(u32::try_from(a).unwrap_or(u32::MAX));
-        }
-        if let Some(c) = s.get_mut(lane_b) {
-            *c = c.saturating_add(u32::try_from(b).unwrap_or(u32::MAX));
-        }
-    }
-
-    /// Slot of the bucket holding `ts_ns`, advancing the ring if `ts_ns` is newer; `None`
-    /// if it is older than the ring. The newest bucket is found without a division.
-    #[inline]
-    fn slot_at(&mut self, ts_ns: u64) -> Option<usize> {
-        if ts_ns >= self.head_start_ns && ts_ns - self.head_start_ns < self.width_ns {
-            return Some(self.head_slot);
+    /// Adds `n` to lane `lane` at time `ts_ns`: the slow path of `RingHead::try_add`
+    /// (another bucket, or a head counter about to overflow). Returns true when a newer
+    /// bucket began. Out-of-range lanes are ignored.
+    pub fn add(&mut self, h: &mut RingHead<L>, ts_ns: u64, lane: usize, n: u64) -> bool {
+        if lane >= L || self.slots.is_empty() {
+            return false;
         }
         let b = ts_ns / self.width_ns;
-        if b > self.head {
-            self.advance(b);
-            return Some(self.head_slot);
+        let advanced = b > self.head;
+        if advanced {
+            self.advance(h, b);
         }
+        if b == self.head {
+            if let Some(c) = h.cur.get_mut(lane) {
+                match u32::try_from(n).ok().and_then(|n| c.checked_add(n)) {
+                    Some(v) => *c = v,
+                    None => {
+                        // The head's counter would overflow: count in base and totals.
+                        let moved = u64::from(std::mem::take(c));
+                        if let (Some(b), Some(t)) =
+                            (self.base.get_mut(lane), self.totals.get_mut(lane))
+                        {
+                            *b = b.saturating_add(moved).saturating_add(n);
+                            *t = t.saturating_add(moved).saturating_add(n);
+                        }
+                    }
+                }
+            }
+            return advanced;
+        }
+        if let Some(t) = self.totals.get_mut(lane) {
+            *t = t.saturating_add(n);
+        }
+        // Older than the head bucket: in the ring, or too old for it.
         if self.head - b >= self.len() {
-            return None;
+            self.too_old += 1;
+            return advanced;
         }
-        Some((b % self.len()) as usize)
+        let slot = (b % self.len()) as usize;
+        if let Some(c) = self.slots.get_mut(slot).and_then(|s| s.get_mut(lane)) {
+            *c = c.saturating_add(sat32(n));
+            self.first_b = self.first_b.min(b);
+        }
+        advanced
     }
 
-    /// Makes `b` the newest bucket, clearing the buckets between (at most the whole ring).
-    fn advance(&mut self, b: u64) {
-        if let Some(s) = self.slots.get_mut(self.head_slot) {
-            *s = std::mem::replace(&mut self.cur, [0; L]);
+    /// Makes `b` the newest bucket: the head's counts go to the totals and its ring
+    /// slot, the buckets in between are cleared (at most the whole ring).
+    fn advance(&mut self, h: &mut RingHead<L>, b: u64) {
+        let mut bucket = [0u32; L];
+        for (((o, t), base), c) in bucket
+            .iter_mut()
+            .zip(self.totals.iter_mut())
+            .zip(self.base.iter_mut())
+            .zip(h.cur.iter_mut())
+        {
+            let c = u64::from(std::mem::take(c));
+            *t = t.saturating_add(c);
+            *o = sat32(std::mem::take(base).saturating_add(c));
         }
-        let gap = (b - self.head).min(self.len());
-        for k in 0..gap {
-            let slot = ((b - k) % self.len()) as usize;
-            if let Some(s) = self.slots.get_mut(slot) {
-                *s = [0; L];
+        if bucket != [0; L] || self.first_b != u64::MAX {
+            if let Some(s) = self.slots.get_mut(self.head_slot) {
+                *s = bucket;
+            }
+            self.first_b = self.first_b.min(self.head);
+        }
+        let written = self.first_b != u64::MAX;
+        // Clear the buckets after the old head up to `b` (the whole ring if it wrapped),
+        // unless nothing was ever written.
+        let len = self.slots.len();
+        let gap = (b - self.head).min(self.len()) as usize;
+        if !written {
+            // Every slot is still zero.
+        } else if gap >= len {
+            self.slots.fill([0; L]);
+        } else {
+            let mut slot = self.head_slot;
+            for _ in 0..gap {
+                slot = if slot + 1 == len { 0 } else { slot + 1 };
+                if let Some(s) = self.slots.get_mut(slot) {
+                    *s = [0; L];
+                }
             }
         }
         self.head = b;
         self.head_slot = (b % self.len()) as usize;
-        self.head_start_ns = b.saturating_mul(self.width_ns);
+        h.start_ns = b.saturating_mul(self.width_ns);
+        h.end_ns = h.start_ns.saturating_add(self.width_ns);
+    }
+
+    /// Counts of bucket `head` (saturated to `u32` like the ring's).
+    fn head_counts(&self, h: &RingHead<L>) -> [u32; L] {
+        let mut out = [0u32; L];
+        for ((o, &b), &c) in out.iter_mut().zip(self.base.iter()).zip(h.cur.iter()) {
+            *o = sat32(b.saturating_add(u64::from(c)));
+        }
+        out
     }
 
     /// Sum of lane `lane` over the last `secs` seconds ending at `now_ns` (see the module
     /// doc for the bucket granularity). Views longer than the ring are cut to the ring.
-    pub fn sum_last(&self, now_ns: u64, secs: u32, lane: usize) -> u64 {
-        if lane >= L {
+    pub fn sum_last(&self, h: &RingHead<L>, now_ns: u64, secs: u32, lane: usize) -> u64 {
+        if lane >= L || self.slots.is_empty() {
             return 0;
         }
+        // Bucket by bucket (the plain definition; `sums_last` is the fast one).
         let width_s = self.width_ns / 1_000_000_000;
         let k = u64::from(secs)
             .div_ceil(width_s.max(1))
@@ -158,23 +288,33 @@ impl<const L: usize> BucketRing<L> {
         let oldest_held = (self.head + 1).saturating_sub(self.len());
         let lo = first.max(oldest_held);
         let hi = now_b.min(self.head);
+        let head = self.head_counts(h);
         let mut sum = 0u64;
         let mut b = lo;
         while b <= hi {
             if b == self.head {
-                sum += u64::from(self.cur[lane]);
+                sum += head.get(lane).map_or(0, |&c| u64::from(c));
             } else if let Some(s) = self.slots.get((b % self.len()) as usize) {
-                sum += u64::from(s[lane]);
+                sum += s.get(lane).map_or(0, |&c| u64::from(c));
             }
             b += 1;
         }
         sum
     }
 
-    /// `sum_last(now_ns, secs[v], lane)` for every view `v` and lane, in one pass over
-    /// the ring without divisions: reports ask this of thousands of rings at once.
-    pub fn sums_last<const N: usize>(&self, now_ns: u64, secs: [u32; N]) -> [[u64; N]; L] {
+    /// `sum_last(now_ns, secs[v], lane)` for every view `v` and lane: views are nested
+    /// (all end at the newest bucket), so each bucket is added once, in runs of
+    /// contiguous slots: reports ask this of thousands of rings at once.
+    pub fn sums_last<const N: usize>(
+        &self,
+        h: &RingHead<L>,
+        now_ns: u64,
+        secs: [u32; N],
+    ) -> [[u64; N]; L] {
         let mut out = [[0u64; N]; L];
+        if self.slots.is_empty() {
+            return out;
+        }
         let width_s = self.width_ns / 1_000_000_000;
         let now_b = now_ns / self.width_ns;
         let oldest_held = (self.head + 1).saturating_sub(self.len());
@@ -184,45 +324,61 @@ impl<const L: usize> BucketRing<L> {
             let k = u64::from(s).div_ceil(width_s.max(1)).clamp(1, self.len());
             (now_b + 1).saturating_sub(k).max(oldest_held)
         });
-        let Some(&start) = lo.iter().min() else {
-            return out;
-        };
-        if start > hi {
-            return out;
-        }
-        // Walk from `hi` down; bucket `head` is `cur`, older ones are ring slots.
-        let len = self.slots.len();
-        let mut slot = (hi % self.len()) as usize;
-        let mut b = hi;
+        // Ring slots before `first_b` (and all of them if none was written) are zero.
+        let nonzero_from = self.first_b.min(self.head);
+        let mut order: [usize; N] = std::array::from_fn(|i| i);
+        order.sort_unstable_by_key(|&v| std::cmp::Reverse(lo[v]));
         let mut acc = [0u64; L];
-        loop {
-            let counts = if b == self.head {
-                Some(&self.cur)
-            } else {
-                self.slots.get(slot)
-            };
-            if let Some(c) = counts {
-                for (a, &n) in acc.iter_mut().zip(c.iter()) {
-                    *a += u64::from(n);
-                }
+        // Buckets above `next` are summed into `acc`.
+        let mut next = hi + 1;
+        for &v in &order {
+            let l = lo[v];
+            if l > hi {
+                continue;
             }
-            // Views are nested: a view's sum is the running sum at its oldest bucket.
-            for (v, &l) in lo.iter().enumerate() {
-                if l == b {
-                    for (o, &a) in out.iter_mut().zip(acc.iter()) {
-                        if let Some(ov) = o.get_mut(v) {
-                            *ov = a;
-                        }
+            if l < next {
+                if next == self.head + 1 {
+                    // The newest bucket is the head's.
+                    for (a, n) in acc.iter_mut().zip(self.head_counts(h)) {
+                        *a += u64::from(n);
                     }
+                    next = self.head;
+                }
+                if l < next {
+                    let from = l.max(nonzero_from);
+                    if from < next {
+                        self.add_buckets(from, next - 1, &mut acc);
+                    }
+                    next = l;
                 }
             }
-            if b == start {
-                break;
+            for (o, &a) in out.iter_mut().zip(acc.iter()) {
+                if let Some(ov) = o.get_mut(v) {
+                    *ov = a;
+                }
             }
-            b -= 1;
-            slot = if slot == 0 { len - 1 } else { slot - 1 };
         }
         out
+    }
+
+    /// Adds ring buckets `from ..= to` (all older than the head, at most the ring) to
+    /// `acc`: one or two contiguous runs of slots.
+    fn add_buckets(&self, from: u64, to: u64, acc: &mut [u64; L]) {
+        let len = self.slots.len();
+        let n = ((to - from + 1) as usize).min(len);
+        let start = (from % self.len()) as usize;
+        let (first, second) = if start + n <= len {
+            (start..start + n, 0..0)
+        } else {
+            (start..len, 0..start + n - len)
+        };
+        for run in [first, second] {
+            for s in self.slots.get(run).unwrap_or(&[]) {
+                for (a, &c) in acc.iter_mut().zip(s.iter()) {
+                    *a += u64::from(c);
+                }
+            }
+        }
     }
 
     /// Adds to the lifetime total of `lane` only (statistics folded in from elsewhere).
@@ -233,8 +389,9 @@ impl<const L: usize> BucketRing<L> {
     }
 
     /// Lifetime total of lane `lane`.
-    pub fn total(&self, lane: usize) -> u64 {
-        self.totals.get(lane).copied().unwrap_or(0)
+    pub fn total(&self, h: &RingHead<L>, lane: usize) -> u64 {
+        let c = h.cur.get(lane).map_or(0, |&c| u64::from(c));
+        self.totals.get(lane).map_or(0, |&t| t.saturating_add(c))
     }
 
     /// Events older than the ring when they arrived (counted in totals only).
@@ -242,8 +399,63 @@ impl<const L: usize> BucketRing<L> {
         self.too_old
     }
 
+    /// Heap bytes (the ring slots).
+    pub fn heap_bytes(&self) -> usize {
+        self.slots.len() * std::mem::size_of::<[u32; L]>()
+    }
+}
+
+impl<const L: usize> BucketRing<L> {
+    /// A ring of `span_secs / bucket_secs` buckets (rounded up; at least one).
+    pub fn new(bucket_secs: u32, span_secs: u32) -> Self {
+        let (head, store) = RingStore::new(bucket_secs, span_secs);
+        BucketRing { head, store }
+    }
+
+    /// Adds `n` to lane `lane` at time `ts_ns`. Out-of-range lanes are ignored.
+    #[inline]
+    pub fn add(&mut self, ts_ns: u64, lane: usize, n: u64) {
+        if !self.head.try_add(ts_ns, lane, n) {
+            self.store.add(&mut self.head, ts_ns, lane, n);
+        }
+    }
+
+    /// Adds `a` to lane `lane_a` and `b` to lane `lane_b` at `ts_ns` (messages and
+    /// bytes of one PUBLISH). Out-of-range lanes are ignored.
+    #[inline]
+    pub fn add_pair(&mut self, ts_ns: u64, lane_a: usize, a: u64, lane_b: usize, b: u64) {
+        self.add(ts_ns, lane_a, a);
+        self.add(ts_ns, lane_b, b);
+    }
+
+    /// Sum of lane `lane` over the last `secs` seconds ending at `now_ns` (see the module
+    /// doc for the bucket granularity). Views longer than the ring are cut to the ring.
+    pub fn sum_last(&self, now_ns: u64, secs: u32, lane: usize) -> u64 {
+        self.store.sum_last(&self.head, now_ns, secs, lane)
+    }
+
+    /// `sum_last(now_ns, secs[v], lane)` for every view `v` and lane, in one pass.
+    pub fn sums_last<const N: usize>(&self, now_ns: u64, secs: [u32; N]) -> [[u64; N]; L] {
+        self.store.sums_last(&self.head, now_ns, secs)
+    }
+
+    /// Adds to the lifetime total of `lane` only (statistics folded in from elsewhere).
+    pub fn add_total(&mut self, lane: usize, n: u64) {
+        self.store.add_total(lane, n);
+    }
+
+    /// Lifetime total of lane `lane`.
+    pub fn total(&self, lane: usize) -> u64 {
+        self.store.total(&self.head, lane)
+    }
+
+    /// Events older than the ring when they arrived (counted in totals only).
+    pub fn too_old(&self) -> u64 {
+        self.store.too_old()
+    }
+
     pub fn mem_bytes(&self) -> usize {
-        std::mem::size_of::<Self>() + self.slots.len() * std::mem::size_of::<[u32; L]>()
+        std::mem::size_of::<Self>() + self.store.heap_bytes()
     }
 }
 

@@ -18,9 +18,12 @@ const MIN_GAPS: u64 = 8;
 const TOLERANCE: f64 = 0.10;
 const MIN_PERIOD_S: f64 = 1e-3;
 
-#[derive(Clone, Debug, Default)]
+/// 48 bytes: `last_ns` uses a sentinel instead of `Option` so the whole state fits in
+/// one cache line of the group's hot statistics.
+#[derive(Clone, Debug)]
 pub struct Arrivals {
-    last_ns: Option<u64>,
+    /// Time of the last arrival; `NONE` before the first.
+    last_ns: u64,
     gaps: u64,
     mean: f64,
     m2: f64,
@@ -28,17 +31,35 @@ pub struct Arrivals {
     ewma_dev: f64,
 }
 
+/// `last_ns` before the first arrival (no capture timestamp reaches it: pcap seconds
+/// are 32-bit, 2106 is 4.3e18 ns).
+const NONE: u64 = u64::MAX;
+
+impl Default for Arrivals {
+    fn default() -> Self {
+        Arrivals {
+            last_ns: NONE,
+            gaps: 0,
+            mean: 0.0,
+            m2: 0.0,
+            ewma: 0.0,
+            ewma_dev: 0.0,
+        }
+    }
+}
+
 impl Arrivals {
     #[inline]
     pub fn on_arrival(&mut self, ts_ns: u64) {
-        let Some(last) = self.last_ns else {
-            self.last_ns = Some(ts_ns);
+        let last = self.last_ns;
+        if last == NONE {
+            self.last_ns = ts_ns;
             return;
-        };
+        }
         if ts_ns < last {
             return;
         }
-        self.last_ns = Some(ts_ns);
+        self.last_ns = ts_ns;
         let gap = (ts_ns - last) as f64 * 1e-9;
         self.gaps += 1;
         let d = gap - self.mean;
@@ -74,7 +95,7 @@ impl Arrivals {
     }
 
     pub fn last_ns(&self) -> Option<u64> {
-        self.last_ns
+        (self.last_ns != NONE).then_some(self.last_ns)
     }
 }
 

@@ -25,18 +25,23 @@
 //! 15 minutes, so an id would have to be held through 1024 such reuses (over 10 days) to
 //! alias; any id that does not name a live group is ignored and counted (`stale_ids`).
 //!
-//! Hot path: a known topic costs two hashes of its bytes and one map lookup in
-//! `group_of` (no allocation, no key comparison), and one slot index in `on_publish`.
-//! A topic already routed to a template is found in a direct-mapped cache (one cache
-//! line); other unknown topics beyond the cap cost a template computation into a reused
+//! Hot path: a known topic costs two hashes of its bytes and one lookup in the exact
+//! index (`exact`: one cache line, prefetchable from the hashes; no allocation, no key
+//! comparison). The observer's PUBLISHes and latency samples reach their group through
+//! a small queue applied with software prefetching (`queue`), and a group's statistics
+//! are laid out so that an update touches few adjacent lines (`stats`). A topic
+//! already routed to a template is found in a direct-mapped cache (one cache line);
+//! other unknown topics beyond the cap cost a template computation into a reused
 //! buffer and a second lookup.
 //!
-//! Topic identity. Exact topics are keyed by a 128-bit fingerprint: two 64-bit hashes
-//! with independent random seeds (foldhash `fast` and `quality`), not by their bytes, so
-//! a lookup compares two integers held in the map instead of chasing a pointer to the
-//! stored name. Two topics would share a group only if both hashes collided: with
-//! seeds unknown to senders, about n^2 / 2^129 for n topics (1e-30 for a million), far
-//! below any other error source here. The routed-topic cache uses the same fingerprint.
+//! Topic identity. Exact topics are keyed by a fingerprint: two 64-bit hashes with
+//! independent random seeds (foldhash `fast` and `quality`), not by their bytes, so a
+//! lookup compares integers held in the index instead of chasing a pointer to the
+//! stored name. The exact index keeps 95 of its bits (all of the first hash but its
+//! lowest bit, 32 bits of the second); two topics would share a group only if those
+//! collided: with seeds unknown to senders, about n^2 / 2^96 for n topics (1e-17 for a
+//! million), far below any other error source here. The routed-topic cache compares
+//! the second hash and half of the first.
 //!
 //! Idle scans. A full table looks for an idle group only when one can exist: a CLOCK
 //! lap that found none records the earliest time any group it saw can turn idle (its
@@ -45,21 +50,27 @@
 
 mod arrivals;
 mod auto;
+mod chunks;
 mod distinct;
+mod exact;
 mod filter;
+mod queue;
 mod snapshot;
 mod stats;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 
 use crate::mqtt::Direction;
 use crate::observe::{Exchange, GroupId, GroupKind, ObserveConfig};
 
 pub use arrivals::Arrivals;
 pub use auto::{auto_template, is_identifier};
+use chunks::ChunkVec;
 pub use distinct::Distinct;
+use exact::ExactIndex;
 pub use filter::Filter;
+use queue::{QUEUE_CAP, Queued, Update};
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
 pub use stats::GroupStats;
 use stats::PublishInfo;
@@ -84,47 +95,10 @@ type Map = HashMap<Box<[u8]>, GroupId, foldhash::fast::RandomState>;
 
 /// 128-bit fingerprint of a topic (see the module doc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct TopicKey {
+pub(crate) struct TopicKey {
     h1: u64,
     h2: u64,
 }
-
-impl Hash for TopicKey {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        state.write_u64(self.h1);
-    }
-}
-
-/// Uses `TopicKey::h1` (already a seeded hash) as the table hash.
-#[derive(Clone, Copy, Default)]
-struct PassThrough(u64);
-
-impl Hasher for PassThrough {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `TopicKey`; a plain fold keeps the impl total.
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-#[derive(Clone, Copy, Default)]
-struct BuildPassThrough;
-
-impl BuildHasher for BuildPassThrough {
-    type Hasher = PassThrough;
-    fn build_hasher(&self) -> PassThrough {
-        PassThrough(0)
-    }
-}
-
-type ExactMap = HashMap<TopicKey, GroupId, BuildPassThrough>;
 
 /// One entry of the routed-topic cache: `tag` holds the high half of `h1` (the low
 /// bits chose the entry), `gid` is the template group + 1 (0 = empty).
@@ -171,12 +145,17 @@ pub struct TopicsConfigError {
     pub problems: Vec<String>,
 }
 
-/// Field order is fixed (`repr(C)`): `last_used_ns` (touched by `group_of`) sits next
-/// to the statistics a PUBLISH updates.
-#[repr(C)]
-struct Group {
-    last_used_ns: u64,
+/// One slot of the group table: a live group, or free (`live` false). Groups live
+/// inline in the slot vector (no pointer to chase per PUBLISH), each slot starting on a
+/// cache line. Field order is fixed (`repr(C)`): a 16-byte header (what `group_of`
+/// reads and writes) followed by the statistics, whose own order puts what a PUBLISH
+/// updates in the slot's first four lines (see `GroupStats`).
+#[repr(C, align(64))]
+struct Slot {
+    generation: u16,
+    live: bool,
     kind: GroupKind,
+    last_used_ns: u64,
     stats: GroupStats,
     /// The topic or template bytes.
     key: Box<[u8]>,
@@ -184,7 +163,24 @@ struct Group {
     lossy_name: Option<Box<str>>,
 }
 
-impl Group {
+/// A live slot.
+type Group = Slot;
+
+impl Default for Slot {
+    fn default() -> Self {
+        Slot {
+            generation: 0,
+            live: false,
+            kind: GroupKind::Other,
+            last_used_ns: 0,
+            stats: GroupStats::empty(),
+            key: Box::default(),
+            lossy_name: None,
+        }
+    }
+}
+
+impl Slot {
     fn name(&self) -> &str {
         match &self.lossy_name {
             Some(n) => n,
@@ -193,14 +189,7 @@ impl Group {
     }
 }
 
-/// Groups live inline in the slot vector (no pointer to chase per PUBLISH), each slot
-/// starting on a cache line.
-#[derive(Default)]
-#[repr(C, align(64))]
-struct Slot {
-    generation: u16,
-    group: Option<Group>,
-}
+use crate::observe::prefetch::prefetch;
 
 pub struct Topics {
     bucket_secs: u32,
@@ -208,9 +197,9 @@ pub struct Topics {
     templates: Vec<Filter>,
     max_exact: usize,
     max_templates: usize,
-    slots: Vec<Slot>,
+    slots: ChunkVec<Slot>,
     free: Vec<u32>,
-    exact: ExactMap,
+    exact: ExactIndex,
     templ: Map,
     other: Option<GroupId>,
     /// CLOCK laps for exact groups and templates.
@@ -220,6 +209,8 @@ pub struct Topics {
     seed1: foldhash::fast::RandomState,
     seed2: foldhash::quality::RandomState,
     scratch: Vec<u8>,
+    /// Group updates not yet applied (see `queue`).
+    queue: Vec<Queued>,
     c: TopicCounters,
 }
 
@@ -259,16 +250,15 @@ impl Topics {
         if !problems.is_empty() {
             return Err(TopicsConfigError { problems });
         }
-        let mut exact = ExactMap::with_hasher(BuildPassThrough);
-        // Reserved once so that filling the table never rehashes on the packet path.
-        exact.reserve(cfg.max_exact_topics.min(1 << 20));
+        // Sized once so that filling the table never rehashes on the packet path.
+        let exact = ExactIndex::with_capacity(cfg.max_exact_topics.min(1 << 20));
         Ok(Topics {
             bucket_secs: cfg.bucket_secs,
             auto: cfg.auto_template,
             templates,
             max_exact: cfg.max_exact_topics,
             max_templates: cfg.max_templates,
-            slots: Vec::new(),
+            slots: ChunkVec::new(total),
             free: Vec::new(),
             exact,
             templ: Map::with_hasher(Default::default()),
@@ -278,6 +268,7 @@ impl Topics {
             seed1: Default::default(),
             seed2: Default::default(),
             scratch: Vec::with_capacity(MAX_NAME_LEN),
+            queue: Vec::with_capacity(QUEUE_CAP),
             c: TopicCounters::default(),
         })
     }
@@ -294,10 +285,41 @@ impl Topics {
     #[inline]
     pub fn group_of(&mut self, topic: &[u8], now_ns: u64) -> GroupId {
         let k = self.key_of(topic);
-        if let Some(&g) = self.exact.get(&k)
+        if let Some(g) = self.exact.get(k.h1, k.h2)
             && let Some(group) = self.get_mut(g)
         {
             group.last_used_ns = group.last_used_ns.max(now_ns);
+            // The caller usually records a PUBLISH for this group next (after other
+            // work): start fetching the lines that will touch.
+            for p in group.stats.hot_lines() {
+                prefetch(p);
+            }
+            return g;
+        }
+        if let Some(g) = self.cached_route(k, now_ns) {
+            return g;
+        }
+        self.admit(topic, k, now_ns)
+    }
+
+    /// The fingerprint of `topic`, with the line its lookup reads first prefetched:
+    /// the caller does other work before `group_for_publish`.
+    #[inline]
+    pub(crate) fn key_prefetched(&self, topic: &[u8]) -> TopicKey {
+        let k = self.key_of(topic);
+        self.exact.prefetch(k.h1);
+        k
+    }
+
+    /// `group_of` for a PUBLISH (topic `topic`, fingerprint `k` from
+    /// `key_prefetched`) that the caller records with `record_publish` (same time)
+    /// right after: a topic with an exact group is answered from the index alone,
+    /// without touching the group (`record_publish` marks it used, through the queue
+    /// that fetches its lines; see `queue`). Other topics go through `group_of`'s path.
+    #[inline]
+    pub(crate) fn group_for_publish(&mut self, topic: &[u8], k: TopicKey, now_ns: u64) -> GroupId {
+        // Index entries name live groups (eviction removes them first).
+        if let Some(g) = self.exact.get(k.h1, k.h2) {
             return g;
         }
         if let Some(g) = self.cached_route(k, now_ns) {
@@ -338,6 +360,9 @@ impl Topics {
             return None;
         }
         group.last_used_ns = group.last_used_ns.max(now_ns);
+        for p in group.stats.hot_lines() {
+            prefetch(p);
+        }
         self.c.routed_to_template += 1;
         Some(g)
     }
@@ -370,7 +395,7 @@ impl Topics {
             self.c.exact_admitted += 1;
             self.c.exact_groups += 1;
             let g = self.create(topic, GroupKind::Exact, now_ns);
-            self.exact.insert(k, g);
+            self.exact.insert(k.h1, k.h2, g);
             return g;
         }
         match self.template_group(topic, now_ns) {
@@ -442,45 +467,41 @@ impl Topics {
             Ok(_) => None,
             Err(_) => Some(String::from_utf8_lossy(key).into()),
         };
-        let group = Group {
-            key: key.into(),
-            lossy_name,
-            kind,
-            last_used_ns: now_ns,
-            stats: GroupStats::new(self.bucket_secs),
-        };
+        let stats = GroupStats::new(self.bucket_secs);
         // A group younger than the recorded floor (reordered timestamps) lowers it.
         let lap = &mut self.laps[lap_index(kind)];
         lap.floor_ns = lap.floor_ns.min(now_ns.saturating_add(IDLE_NS));
         let idx = match self.free.pop() {
             Some(i) => i as usize,
             None => {
-                if self.slots.len() == self.slots.capacity() {
-                    // Doubling, but never past the most groups that can exist: slots
-                    // are large, and a full table should not carry twice its size.
-                    let most = self
-                        .max_exact
-                        .saturating_add(self.max_templates)
-                        .saturating_add(1);
-                    let room = most.saturating_sub(self.slots.len()).max(1);
-                    self.slots.reserve_exact(self.slots.len().max(1).min(room));
-                }
-                self.slots.push(Slot::default());
-                self.slots.len() - 1
+                // Slots never move (chunks), and never exceed the most groups that
+                // can exist.
+                self.slots.push(Slot::default())
             }
         };
-        let slot = &mut self.slots[idx];
-        slot.group = Some(group);
+        let Some(slot) = self.slots.get_mut(idx) else {
+            return GroupId(u32::MAX);
+        };
+        slot.live = true;
+        slot.kind = kind;
+        slot.last_used_ns = now_ns;
+        slot.stats = stats;
+        slot.key = key.into();
+        slot.lossy_name = lossy_name;
         GroupId((u32::from(slot.generation) << SLOT_BITS) | idx as u32)
     }
 
-    /// Removes the group in slot `idx`, freeing the slot for a new generation.
-    fn take_slot(&mut self, idx: usize) -> Option<Group> {
-        let slot = self.slots.get_mut(idx)?;
-        let group = slot.group.take()?;
+    /// Removes the group in slot `idx`, freeing the slot for a new generation; returns
+    /// its statistics and key.
+    fn take_slot(&mut self, idx: usize) -> Option<(GroupStats, Box<[u8]>)> {
+        let slot = self.slots.get_mut(idx).filter(|s| s.live)?;
+        slot.live = false;
+        let stats = std::mem::replace(&mut slot.stats, GroupStats::empty());
+        let key = std::mem::take(&mut slot.key);
+        slot.lossy_name = None;
         slot.generation = slot.generation.wrapping_add(1) & GEN_MASK;
         self.free.push(idx as u32);
-        Some(group)
+        Some((stats, key))
     }
 
     /// CLOCK scan of up to `budget` slots for idle groups of `kind`, evicting them; stops
@@ -497,6 +518,8 @@ impl Topics {
         if now_ns < self.laps[li].floor_ns {
             return 0;
         }
+        // A group may go: queued updates first (they may also make a group not idle).
+        self.apply_queued();
         let mut evicted = 0;
         for _ in 0..budget.min(self.slots.len()) {
             let n = self.slots.len();
@@ -511,7 +534,7 @@ impl Topics {
             lap.hand = (i + 1) % n;
             lap.seen += 1;
             let mut idle = false;
-            if let Some(g) = self.slots.get(i).and_then(|s| s.group.as_ref())
+            if let Some(g) = self.slots.get(i).filter(|s| s.live)
                 && g.kind == kind
             {
                 idle = g.last_used_ns.saturating_add(IDLE_NS) <= now_ns;
@@ -559,14 +582,14 @@ impl Topics {
     }
 
     fn evict_exact(&mut self, idx: usize, now_ns: u64) {
-        let Some(group) = self.take_slot(idx) else {
+        let Some((stats, key)) = self.take_slot(idx) else {
             return;
         };
-        let k = self.key_of(&group.key);
-        self.exact.remove(&k);
+        let k = self.key_of(&key);
+        self.exact.remove(k.h1, k.h2);
         self.c.exact_groups -= 1;
         self.c.exact_evicted += 1;
-        let target = match self.template_group(&group.key, now_ns) {
+        let target = match self.template_group(&key, now_ns) {
             Some(t) => {
                 self.c.exact_folded_into_template += 1;
                 t
@@ -577,39 +600,39 @@ impl Topics {
             }
         };
         if let Some(t) = self.get_mut(target) {
-            t.stats.fold(&group.stats);
+            t.stats.fold(&stats);
         }
     }
 
     fn evict_template(&mut self, idx: usize, now_ns: u64) {
-        let Some(group) = self.take_slot(idx) else {
+        let Some((stats, key)) = self.take_slot(idx) else {
             return;
         };
-        self.templ.remove(&group.key);
+        self.templ.remove(&key);
         self.c.template_groups -= 1;
         self.c.template_evicted += 1;
         let other = self.other_group(now_ns);
         if let Some(o) = self.get_mut(other) {
-            o.stats.fold(&group.stats);
+            o.stats.fold(&stats);
         }
     }
 
     #[inline]
     fn get(&self, g: GroupId) -> Option<&Group> {
         let slot = self.slots.get((g.0 & SLOT_MASK) as usize)?;
-        if u32::from(slot.generation) != g.0 >> SLOT_BITS {
+        if u32::from(slot.generation) != g.0 >> SLOT_BITS || !slot.live {
             return None;
         }
-        slot.group.as_ref()
+        Some(slot)
     }
 
     #[inline]
     fn get_mut(&mut self, g: GroupId) -> Option<&mut Group> {
         let slot = self.slots.get_mut((g.0 & SLOT_MASK) as usize)?;
-        if u32::from(slot.generation) != g.0 >> SLOT_BITS {
+        if u32::from(slot.generation) != g.0 >> SLOT_BITS || !slot.live {
             return None;
         }
-        slot.group.as_mut()
+        Some(slot)
     }
 
     /// Whether `g` names a live group.
@@ -630,8 +653,8 @@ impl Topics {
     /// Visits every live group with its name, kind and statistics (for exporters that
     /// read the sketches themselves). Allocates nothing.
     pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
-        for g in self.slots.iter().filter_map(|s| s.group.as_ref()) {
-            f(g.name(), g.kind, &g.stats);
+        for (i, g) in self.slots.iter().enumerate().filter(|(_, s)| s.live) {
+            f(g.name(), g.kind, &self.view(i, g));
         }
     }
 
@@ -660,6 +683,7 @@ impl Topics {
         payload_len: usize,
         ts_ns: u64,
     ) {
+        self.apply_queued();
         let info = PublishInfo {
             dir,
             client_key,
@@ -675,18 +699,60 @@ impl Topics {
         }
     }
 
+    /// `on_publish` for a group returned by `group_for_publish` at `ts_ns`, queued (same
+    /// results; see `queue`): also marks the group used at that time.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub(crate) fn record_publish(
+        &mut self,
+        g: GroupId,
+        dir: Direction,
+        client_key: u64,
+        qos: u8,
+        retain: bool,
+        dup: bool,
+        payload_len: usize,
+        ts_ns: u64,
+    ) {
+        let info = PublishInfo {
+            dir,
+            client_key,
+            qos,
+            retain,
+            dup,
+            payload_len,
+            ts_ns,
+        };
+        self.queue(Queued {
+            g,
+            u: Update::Publish(info),
+        });
+    }
+
     /// A latency sample for group `g`; kept per group for `PublishQos1`, `PublishQos2`
     /// and `Fanout`, other exchanges are ignored.
     pub fn on_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+        self.apply_queued();
         match self.get_mut(g) {
             Some(group) => group.stats.on_latency(ex, seconds),
             None => self.c.stale_ids += 1,
         }
     }
 
+    /// `on_latency`, queued with the PUBLISHes of `record_publish` (same results; see
+    /// `queue`).
+    #[inline]
+    pub(crate) fn record_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+        self.queue(Queued {
+            g,
+            u: Update::Latency(ex, seconds),
+        });
+    }
+
     /// Housekeeping: while a table is full, evicts idle groups (up to `TICK_SCAN` slots
     /// looked at per table) so new topics find room.
     pub fn tick(&mut self, now_ns: u64) {
+        self.apply_queued();
         if self.c.exact_groups >= self.max_exact as u64 {
             self.evict_idle(GroupKind::Exact, now_ns, TICK_SCAN, false);
         }
@@ -701,16 +767,18 @@ impl Topics {
         out.extend(
             self.slots
                 .iter()
-                .filter_map(|s| s.group.as_ref())
-                .map(|g| g.stats.snapshot(g.name(), g.kind, now_ns)),
+                .enumerate()
+                .filter(|(_, s)| s.live)
+                .map(|(i, g)| self.view(i, g).snapshot(g.name(), g.kind, now_ns)),
         );
         out
     }
 
     /// Statistics of one live group.
     pub fn snapshot_of(&self, g: GroupId, now_ns: u64) -> Option<TopicSnapshot> {
+        let idx = (g.0 & SLOT_MASK) as usize;
         self.get(g)
-            .map(|grp| grp.stats.snapshot(grp.name(), grp.kind, now_ns))
+            .map(|grp| self.view(idx, grp).snapshot(grp.name(), grp.kind, now_ns))
     }
 
     pub fn counters(&self) -> TopicCounters {
@@ -724,12 +792,12 @@ impl Topics {
     /// parts and names, both maps (keys, values and an allowance for the table's
     /// control bytes) and the routed-topic cache.
     pub fn mem_bytes(&self) -> usize {
-        let exact_entry = std::mem::size_of::<(TopicKey, GroupId)>() + 1;
+        let exact_entry = 16;
         let templ_entry = std::mem::size_of::<(Box<[u8]>, GroupId)>() + 1;
         let groups: usize = self
             .slots
             .iter()
-            .filter_map(|s| s.group.as_ref())
+            .filter(|s| s.live)
             .map(|g| {
                 g.key.len() + g.lossy_name.as_ref().map_or(0, |n| n.len()) + g.stats.mem_bytes()
                     - std::mem::size_of::<GroupStats>()
@@ -745,6 +813,7 @@ impl Topics {
             + templ_keys
             + self.routes.capacity() * std::mem::size_of::<Route>()
             + self.scratch.capacity()
+            + self.queue_bytes()
             + self
                 .templates
                 .iter()
@@ -755,3 +824,5 @@ impl Topics {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_layout;

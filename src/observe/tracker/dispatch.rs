@@ -37,6 +37,7 @@ pub(super) fn on_record(
     t: &mut Tracker,
     rec: &MqttRecord<'_>,
     group: Option<GroupId>,
+    msg_hash: Option<u64>,
     out: &mut TrackerOutput<'_>,
 ) {
     t.n.packets += 1;
@@ -103,7 +104,7 @@ pub(super) fn on_record(
         out.events.push(ev);
     }
     match pkt {
-        Packet::Publish(p) => publish(t, slot, rec, p, group, out),
+        Packet::Publish(p) => publish(t, slot, rec, p, group, msg_hash, out),
         Packet::PubAck(a) => ack(t, rec, a, Stage::Qos1, out),
         Packet::PubRec(a) => ack(t, rec, a, Stage::Q2Rec, out),
         Packet::PubRel(a) => ack(t, rec, a, Stage::Q2Rel, out),
@@ -171,6 +172,7 @@ fn publish(
     rec: &MqttRecord<'_>,
     p: &Publish<'_>,
     group: Option<GroupId>,
+    msg_hash: Option<u64>,
     out: &mut TrackerOutput<'_>,
 ) {
     if let Some(conn) = t.conns.at_mut(slot) {
@@ -198,7 +200,7 @@ fn publish(
     }
     // Fan-out needs the real topic; an unresolved alias gives none.
     if let Some(tp) = rec.topic {
-        let h = message_hash(tp.0, p.payload);
+        let h = msg_hash.unwrap_or_else(|| message_hash(tp.0, p.payload));
         match rec.dir {
             Direction::C2S => t.fan.inbound(h, rec.ts_ns, group, p.dup),
             Direction::S2C => {

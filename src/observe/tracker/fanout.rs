@@ -9,7 +9,9 @@
 //! because of this publication) give no sample.
 
 use std::hash::{BuildHasher, Hasher};
+use std::num::NonZeroU64;
 
+use super::fifo::FifoMap;
 use crate::observe::sketch::Sketch;
 use crate::observe::types::GroupId;
 
@@ -26,19 +28,14 @@ pub fn message_hash(topic: &[u8], payload: &[u8]) -> u64 {
     h.finish()
 }
 
-/// One remembered inbound message. `hash == 0` marks a free slot (real hashes are
-/// forced odd).
-#[derive(Clone, Copy, Debug, Default)]
+/// One remembered inbound message (keyed by its hash, forced odd so never zero).
+#[derive(Clone, Copy, Debug)]
 struct Inbound {
-    hash: u64,
     ts_ns: u64,
     /// `GroupId` + 1; 0 = none.
     group: u32,
     deliveries: u32,
 }
-
-/// Slots per set: a message can sit in any of the 4 slots of the set its hash picks.
-const WAYS: usize = 4;
 
 /// Counters of the fan-out matcher.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -63,84 +60,60 @@ pub struct FanoutCounters {
     pub evicted: u64,
 }
 
-/// A set-associative table of inbound messages: each lookup touches one set of
-/// `WAYS` adjacent slots (one or two cache lines), with no hash map, list or allocation
-/// after construction. A full set gives up its oldest message (counted `evicted`); a
-/// message found past the window is settled when its slot is reused or at `expire`.
+/// The inbound messages of the last window, in arrival order (a `FifoMap`: a ring
+/// buffer with a small hash index). At a real broker's rates the live part is window ×
+/// inbound rate messages (thousands), so the ring tail being written, the front being
+/// expired and the index all stay in cache; a fixed table sized for the cap would put
+/// every insert, lookup and expiry on a different cold cache line.
 ///
-/// Expiry. Scanning the whole table every tick costs a pass over megabytes of mostly
-/// empty slots; instead every remembered message is also queued as (slot, time) in
-/// arrival order, and `expire` pops from the front while the front is past the window,
-/// so it costs what expires. A queued pair whose slot now holds another message (it
-/// was replaced or pushed out) is skipped. The queue holds every live message as long
-/// as arrivals come in time order and it stays below the table's size; otherwise
-/// (`queue_complete` false) `expire` falls back to a full scan and rebuilds the queue
-/// from the survivors, sorted, so results never depend on which path ran.
+/// A full table gives up its oldest message (settled if it already left the window,
+/// else counted `evicted`). Expiry pops from the front while the front is past the
+/// window, so it costs what expires. That is exact while messages arrive in time order;
+/// after one older than the previous (`in_order` false) `expire` instead settles every
+/// message past the window wherever it sits and sorts the rest by time, so results
+/// never depend on arrival order.
 pub struct Fanout {
-    slots: Vec<Inbound>,
-    sets: usize,
-    live: usize,
+    table: FifoMap<NonZeroU64, Inbound>,
     window_ns: u64,
-    queue: std::collections::VecDeque<(u32, u64)>,
-    /// Every live message is in `queue`, in time order.
-    queue_complete: bool,
-    /// Time of the newest queued message.
-    queue_last_ts: u64,
+    /// Every message was inserted no earlier than the one before it (since the last
+    /// sort).
+    in_order: bool,
+    /// Time of the newest inserted message.
+    last_ts: u64,
     pub sketch: Sketch,
     pub counters: FanoutCounters,
 }
 
+fn key(h: u64) -> NonZeroU64 {
+    NonZeroU64::new(h | 1).unwrap_or(NonZeroU64::MIN)
+}
+
 impl Fanout {
-    /// Room for about `cap` messages (rounded up to whole sets).
+    /// Room for `cap` messages.
     pub fn new(cap: usize, window_ms: u64) -> Fanout {
-        let sets = cap.div_ceil(WAYS).max(1);
         Fanout {
-            slots: vec![Inbound::default(); sets * WAYS],
-            sets,
-            live: 0,
+            table: FifoMap::new(cap),
             window_ns: window_ms.saturating_mul(1_000_000),
-            queue: std::collections::VecDeque::new(),
-            queue_complete: true,
-            queue_last_ts: 0,
+            in_order: true,
+            last_ts: 0,
             sketch: Sketch::new(),
             counters: FanoutCounters::default(),
         }
     }
 
+    /// Starts fetching the index line a lookup of `h` reads first.
+    #[inline]
+    pub fn prefetch(&self, h: u64) {
+        self.table.prefetch(&key(h));
+    }
+
     /// Messages remembered.
     pub fn len(&self) -> usize {
-        self.live
+        self.table.len()
     }
 
     pub fn mem_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Inbound>()
-            + self.queue.capacity() * std::mem::size_of::<(u32, u64)>()
-            + self.sketch.mem_bytes()
-    }
-
-    /// Index of the first slot of `h`'s set.
-    fn set_start(&self, h: u64) -> usize {
-        // High bits pick the set (the low bit is forced to 1 in every hash).
-        ((h >> 32) as usize % self.sets) * WAYS
-    }
-
-    fn set(&mut self, h: u64) -> &mut [Inbound] {
-        let i = self.set_start(h);
-        self.slots.get_mut(i..i + WAYS).unwrap_or(&mut [])
-    }
-
-    /// Queues the message just stored in slot `idx` for expiry.
-    fn enqueue(&mut self, idx: usize, ts_ns: u64) {
-        if !self.queue_complete {
-            return;
-        }
-        if ts_ns < self.queue_last_ts || self.queue.len() >= self.slots.len() {
-            self.queue_complete = false;
-            self.queue = std::collections::VecDeque::new();
-            return;
-        }
-        self.queue_last_ts = ts_ns;
-        self.queue.push_back((idx as u32, ts_ns));
+        self.table.mem_bytes() + self.sketch.mem_bytes()
     }
 
     fn settle(c: &mut FanoutCounters, deliveries: u32) {
@@ -153,52 +126,35 @@ impl Fanout {
 
     /// A PUBLISH entering the broker. `dup`: a re-send of one already remembered.
     pub fn inbound(&mut self, h: u64, ts_ns: u64, group: Option<GroupId>, dup: bool) {
-        let h = h | 1;
-        let window = self.window_ns;
-        let start = self.set_start(h);
-        let c = &mut self.counters;
-        let Some(set) = self.slots.get_mut(start..start + WAYS) else {
-            return;
-        };
-        let way = if let Some(w) = set.iter().position(|s| s.hash == h) {
+        let k = key(h);
+        if let Some(slot) = self.table.find(&k) {
             if dup {
                 return;
             }
-            // The queued (slot, time) of the replaced message no longer matches the
-            // slot, so the queue skips it; the new one is queued below.
-            c.replaced += 1;
-            Self::settle(c, set.get(w).map_or(0, |s| s.deliveries));
-            self.live -= 1;
-            w
-        } else if let Some(w) = set.iter().position(|s| s.hash == 0) {
-            w
-        } else {
-            // Full set: reuse the oldest slot; settle it if it already left the window,
-            // else it is pushed out early.
-            let (w, old) = set
-                .iter()
-                .enumerate()
-                .min_by_key(|(_, s)| s.ts_ns)
-                .map_or((0, Inbound::default()), |(w, s)| (w, *s));
-            if old.ts_ns.saturating_add(window) <= ts_ns {
-                Self::settle(c, old.deliveries);
-            } else {
-                c.evicted += 1;
-            }
-            self.live -= 1;
-            w
-        };
-        if let Some(s) = set.get_mut(way) {
-            *s = Inbound {
-                hash: h,
-                ts_ns,
-                group: group.map_or(0, |g| g.0.saturating_add(1)),
-                deliveries: 0,
-            };
-            self.live += 1;
-            c.inbound += 1;
-            self.enqueue(start + way, ts_ns);
+            // An identical newer message replaces the older one.
+            self.counters.replaced += 1;
+            let d = self.table.at_mut(slot).map_or(0, |e| e.deliveries);
+            Self::settle(&mut self.counters, d);
+            self.table.remove(&k);
         }
+        let e = Inbound {
+            ts_ns,
+            group: group.map_or(0, |g| g.0.saturating_add(1)),
+            deliveries: 0,
+        };
+        if let Some((_, old)) = self.table.insert_absent(k, e) {
+            // Full: the oldest gives way; settled if it already left the window.
+            if old.ts_ns.saturating_add(self.window_ns) <= ts_ns {
+                Self::settle(&mut self.counters, old.deliveries);
+            } else {
+                self.counters.evicted += 1;
+            }
+        }
+        self.counters.inbound += 1;
+        if ts_ns < self.last_ts {
+            self.in_order = false;
+        }
+        self.last_ts = self.last_ts.max(ts_ns);
     }
 
     /// A PUBLISH leaving the broker: fan-out latency in seconds and the inbound
@@ -218,9 +174,8 @@ impl Fanout {
             self.counters.skipped_retained += 1;
             return None;
         }
-        let h = h | 1;
         let window = self.window_ns;
-        let hit = self.set(h).iter_mut().find(|s| s.hash == h).and_then(|e| {
+        let hit = self.table.get_mut(&key(h)).and_then(|e| {
             let d = ts_ns.checked_sub(e.ts_ns).filter(|&d| d <= window)?;
             e.deliveries = e.deliveries.saturating_add(1);
             Some((d, e.group.checked_sub(1).map(GroupId)))
@@ -242,50 +197,25 @@ impl Fanout {
     /// Settles inbound messages older than the window (see the type's doc for how).
     pub fn expire(&mut self, now_ns: u64) {
         let window = self.window_ns;
-        if !self.queue_complete {
-            self.expire_scan(now_ns);
+        if !self.in_order {
+            let c = &mut self.counters;
+            self.table.retain(
+                |_, e| e.ts_ns.saturating_add(window) > now_ns,
+                |_, e| Self::settle(c, e.deliveries),
+            );
+            self.table.sort_by_key(|_, e| e.ts_ns);
+            self.in_order = true;
+            self.last_ts = self.table.iter().map(|(_, e)| e.ts_ns).max().unwrap_or(0);
             return;
         }
-        while let Some(&(idx, ts)) = self.queue.front() {
-            if ts.saturating_add(window) > now_ns {
+        while let Some((_, e)) = self.table.front() {
+            if e.ts_ns.saturating_add(window) > now_ns {
                 break;
             }
-            self.queue.pop_front();
-            if let Some(s) = self.slots.get_mut(idx as usize)
-                && s.hash != 0
-                && s.ts_ns == ts
-            {
-                Self::settle(&mut self.counters, s.deliveries);
-                *s = Inbound::default();
-                self.live -= 1;
+            if let Some((_, e)) = self.table.pop_front() {
+                Self::settle(&mut self.counters, e.deliveries);
             }
         }
-        if self.queue.is_empty() {
-            // Do not pin the memory of a past burst.
-            self.queue.shrink_to(1024);
-        }
-    }
-
-    /// One pass over the table; then every survivor is queued again in time order.
-    fn expire_scan(&mut self, now_ns: u64) {
-        let window = self.window_ns;
-        let mut survivors = Vec::new();
-        for (i, s) in self.slots.iter_mut().enumerate() {
-            if s.hash == 0 {
-                continue;
-            }
-            if s.ts_ns.saturating_add(window) <= now_ns {
-                Self::settle(&mut self.counters, s.deliveries);
-                *s = Inbound::default();
-                self.live -= 1;
-            } else {
-                survivors.push((i as u32, s.ts_ns));
-            }
-        }
-        survivors.sort_unstable_by_key(|&(_, ts)| ts);
-        self.queue_last_ts = survivors.last().map_or(0, |&(_, ts)| ts);
-        self.queue = survivors.into();
-        self.queue_complete = true;
     }
 }
 

@@ -10,7 +10,7 @@ use crate::mqtt::Direction;
 use crate::observe::sketch::Sketch;
 use crate::observe::types::{Exchange, GroupId};
 
-use super::table::OrderedMap;
+use super::fifo::{FifoKey, FifoMap, mix_tag};
 
 /// The step of an exchange a pending entry waits on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -57,20 +57,22 @@ pub struct PendKey {
     pub packet_id: u16,
 }
 
-impl std::hash::Hash for PendKey {
-    // One 128-bit write instead of four field writes: this hash runs for every QoS > 0
-    // PUBLISH and every ack.
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+impl PendKey {
+    /// Stage, direction and packet id in one word.
+    #[inline]
+    fn low(&self) -> u64 {
         let dir = match self.dir {
-            Direction::C2S => 0u128,
+            Direction::C2S => 0u64,
             Direction::S2C => 1,
         };
-        h.write_u128(
-            (u128::from(self.flow) << 32)
-                | ((self.stage as u128) << 17)
-                | (dir << 16)
-                | u128::from(self.packet_id),
-        );
+        ((self.stage as u64) << 17) | (dir << 16) | u64::from(self.packet_id)
+    }
+}
+
+impl FifoKey for PendKey {
+    #[inline]
+    fn tag(&self, seed: u64) -> u32 {
+        mix_tag(self.flow.rotate_left(24) ^ self.low(), seed)
     }
 }
 
@@ -143,7 +145,7 @@ pub struct ExchangeStats {
 }
 
 pub struct Latency {
-    pub pending: OrderedMap<PendKey, Pending>,
+    pub pending: FifoMap<PendKey, Pending>,
     pub stats: [ExchangeStats; 10],
     timeout_ns: u64,
 }
@@ -151,7 +153,7 @@ pub struct Latency {
 impl Latency {
     pub fn new(cap: usize, timeout_secs: f64) -> Latency {
         Latency {
-            pending: OrderedMap::new(cap),
+            pending: FifoMap::new(cap),
             stats: Default::default(),
             // `as` saturates: a negative or NaN timeout becomes 0, a huge one u64::MAX.
             timeout_ns: (timeout_secs * 1e9) as u64,
@@ -177,7 +179,7 @@ impl Latency {
             self.pending.remove(&key);
             self.count_unanswered(key.stage);
         }
-        if let (_, Some((k, _))) = self.pending.insert_absent(key, p) {
+        if let Some((k, _)) = self.pending.insert_absent(key, p) {
             self.stat(k.stage.exchange()).evicted += 1;
             if k.stage.is_qos2() {
                 self.stat(Exchange::PublishQos2).evicted += 1;

@@ -4,6 +4,7 @@
 //! | file | job |
 //! |---|---|
 //! | `table` | `OrderedMap`: capped map + recency list (LRU eviction, front-first expiry) |
+//! | `fifo` | `FifoMap`: capped map in insertion order (ring buffer + small index) for short-lived entries |
 //! | `conn` | one MQTT connection (per flow): identity, counters, subscriptions held |
 //! | `client` | per-client-id statistics across connections, reconnect rate |
 //! | `latency` | pending requests and per-exchange latency statistics |
@@ -23,6 +24,7 @@ mod conn;
 mod dispatch;
 mod events;
 mod fanout;
+mod fifo;
 mod latency;
 mod session;
 mod snapshot;
@@ -135,7 +137,26 @@ impl Tracker {
         group: Option<GroupId>,
         out: &mut TrackerOutput<'_>,
     ) {
-        dispatch::on_record(self, rec, group, out)
+        dispatch::on_record(self, rec, group, None, out)
+    }
+
+    /// `on_record` for a PUBLISH whose `message_hash(topic, payload)` the caller has
+    /// already computed (it must be that hash): the caller hashes early and calls
+    /// `prefetch_fanout` so the fan-out table's line arrives while it does other work.
+    pub fn on_record_hashed(
+        &mut self,
+        rec: &MqttRecord<'_>,
+        group: Option<GroupId>,
+        msg_hash: u64,
+        out: &mut TrackerOutput<'_>,
+    ) {
+        dispatch::on_record(self, rec, group, Some(msg_hash), out)
+    }
+
+    /// Starts fetching the fan-out table's index line for message hash `h`.
+    #[inline]
+    pub fn prefetch_fanout(&self, h: u64) {
+        self.fan.prefetch(h);
     }
 
     /// The TCP flow of a connection ended. `why` names the close when no DISCONNECT
