@@ -421,9 +421,11 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             kept_events.extend(events.drain());
         }
         kept_events.extend(obs.events().drain());
-        let snap = obs.snapshot();
-        if a.format != Format::None {
-            eprint!("{}", replay::report::to_text(&snap));
+        // Built only when someone reads it (a snapshot walks every topic group).
+        let want_snapshot = a.format != Format::None || a.report_json.is_some();
+        let snap = want_snapshot.then(|| obs.snapshot());
+        if let Some(snap) = snap.as_ref().filter(|_| a.format != Format::None) {
+            eprint!("{}", replay::report::to_text(snap));
             if let Some((engine, _)) = &rules {
                 eprint!("{}", replay::rules::to_text(engine.hits()));
             }
@@ -431,8 +433,8 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
                 eprint!("{}", replay::anomaly::to_text(eng.hits()));
             }
         }
-        if let Some(path) = &a.report_json {
-            let mut v = replay::report::to_json(&snap, &kept_events);
+        if let (Some(path), Some(snap)) = (&a.report_json, &snap) {
+            let mut v = replay::report::to_json(snap, &kept_events);
             if let (Some((engine, _)), Some(m)) = (&rules, v.as_object_mut()) {
                 m.insert("rules".into(), serde_json::to_value(engine.snapshot())?);
             }
