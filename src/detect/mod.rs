@@ -8,6 +8,7 @@
 pub mod gpd;
 pub mod persist;
 pub mod rules;
+pub mod season;
 pub mod series;
 pub mod spot;
 
