@@ -42,6 +42,7 @@ const PERTURBED: &[&str] = &[
     "spot.capacity",
     "spot.min_peaks",
     "spot.max_xi",
+    "spot.top_fraction",
 ];
 
 /// Alerts and scores per file.

@@ -424,38 +424,50 @@ mod tests {
 
     /// Expected values from python3, independently of this code:
     /// ```text
-    /// k=1.2533141373155003; lvl,mad=10.0,0.0
-    /// for d in (12,8,30):
+    /// k=1.2533141373155003; lvl,mad,spread=10.0,0.0,0.0
+    /// for d in (12,8,30,10,10):
     ///     r=d-lvl; lim=6*mad*k; rc=max(-lim,min(lim,r)) if mad>0 else r
-    ///     lvl+=0.5*rc; mad+=0.25*(abs(rc)-mad); print(lvl,mad)
+    ///     lvl+=0.5*rc; mad+=0.25*(abs(rc)-mad)
+    ///     lims=100*max(spread,mad); rs=min(abs(r),lims) if lims>0 else abs(r)
+    ///     spread+=0.25*(rs-spread); print(lvl,mad,spread)
+    /// print((20-lvl)/(mad*k), (20-lvl)/(max(mad,1.0*spread)*k))
     /// ```
+    /// The 30 is clipped at 6 scales for the level and the MAD, not for the spread.
     #[test]
-    fn baseline_ewma_and_winsorised_mad() {
+    fn baseline_ewma_winsorised_mad_and_spread() {
         let cfg = DetectorConfig::default();
         assert_eq!(cfg.winsor, 6.0);
         let mut b = Baseline::new(10.0);
         let want = [
-            (11.0, 0.5),
-            (9.5, 1.125),
-            (13.729935213439813, 2.958717606719907),
+            (11.0, 0.5, 0.5),
+            (9.5, 1.125, 1.125),
+            (13.729935213439813, 2.958717606719907, 5.96875),
+            (11.864967606719906, 3.1515220083998834, 5.409046303359953),
+            (10.932483803359954, 2.829883407979889, 4.523026629199942),
         ];
-        for (d, (lvl, mad)) in [12.0, 8.0, 30.0].into_iter().zip(want) {
+        let w = Weights {
+            level: 0.5,
+            scale: 0.25,
+            spread: 0.25,
+        };
+        for (d, (lvl, mad, spread)) in [12.0, 8.0, 30.0, 10.0, 10.0].into_iter().zip(want) {
             let z = b.z(d, 1.0, 0.0);
-            let w = Weights {
-                level: 0.5,
-                scale: 0.25,
-                spread: 0.25,
-            };
             b.learn(d, z, false, true, w, 1.0, &cfg);
             assert!((b.level - lvl).abs() < 1e-12, "{} vs {lvl}", b.level);
             assert!((b.mad - mad).abs() < 1e-12, "{} vs {mad}", b.mad);
+            assert!(
+                (b.spread - spread).abs() < 1e-12,
+                "{} vs {spread}",
+                b.spread
+            );
         }
-        // z = (20 - 13.729935213439813) / (2.958717606719907 * k) = 1.6908635947775619
-        assert!(
-            (b.z(20.0, 1.0, 0.0) - 1.6908635947775619).abs() < 1e-9,
-            "{}",
-            b.z(20.0, 1.0, 0.0)
-        );
+        // Without the floor the MAD scales the residual; with weight 1 the larger spread.
+        let plain = b.z(20.0, 1.0, 0.0);
+        assert!((plain - 2.5565827757171067).abs() < 1e-12, "{plain}");
+        let floored = b.z(20.0, 1.0, 1.0);
+        assert!((floored - 1.5995552914550821).abs() < 1e-12, "{floored}");
+        // The time-of-day factor divides the residual.
+        assert!((b.z(20.0, 2.0, 0.0) - plain / 2.0).abs() < 1e-12);
     }
 
     #[test]
