@@ -72,7 +72,13 @@ pub struct DetectorConfig {
     /// one scale for the whole day; 1 uses each bucket's own noise level. Many daily
     /// series are much noisier at their busy hours than at night.
     pub season_scale_weight: f64,
-    /// Tail probability below which a sample is anomalous.
+    /// Tail probability below which a sample is anomalous. Per *sample*: on white
+    /// Gaussian noise the detector alerts on about 1e-3 of samples at the default
+    /// (four tails, and exponential tails are conservative for Gaussian noise but not
+    /// by that much), which is a few false alerts a month at NAB's 5-minute cadence
+    /// but about 8 a day at a 10 s cadence; 1e-5 gave none in a week of 10 s white
+    /// noise. The default is the one NAB measured best (it also gives 62.8-64.3 at
+    /// 4e-4 and 6e-4).
     pub alert_probability: f64,
     /// After an alert, the next one needs a surprise (`-log10 p`) this many decades
     /// above the alert's own.
