@@ -98,7 +98,7 @@ pub fn fit_pwm(ys: &mut [f64]) -> Option<Gpd> {
 /// equations reduce to `u(theta) * v(theta) = 1` where
 /// `u = mean(1/(1 + theta*y))`, `v = 1 + mean(ln(1 + theta*y))`; then `xi = v - 1` and
 /// `sigma = xi/theta`. Roots lie in `(-1/y_max, 0)` or `(0, 2(mean - min)/min^2)`; every
-/// root found on a grid plus bisection is a candidate, together with the exponential
+/// root found on a grid (geometric in `|theta|`) plus bisection is a candidate, together with the exponential
 /// (theta -> 0) and the PWM estimate; the one with the largest likelihood wins.
 pub fn fit_mle(ys: &[f64]) -> Option<Gpd> {
     let n = ys.len();
@@ -132,19 +132,24 @@ pub fn fit_mle(ys: &[f64]) -> Option<Gpd> {
         sigma: mean,
     }];
     let eps = 1e-8 / mean;
+    // (sign, smallest and largest |theta|) of the two intervals. The grid is geometric
+    // in |theta|: the upper end of the positive interval is 2(mean - min)/min^2, which
+    // for a tiny smallest excess is many orders of magnitude above the root; an evenly
+    // spaced grid put the root and theta -> 0 (where w also vanishes) in one cell, saw
+    // no sign change and fell back to the PWM estimate (found against scipy's MLE).
     let intervals = [
-        (-1.0 / ymax + eps, -eps),
-        (eps, 2.0 * (mean - ymin) / (ymin * ymin)),
+        (-1.0, eps, 1.0 / ymax - eps),
+        (1.0, eps, 2.0 * (mean - ymin) / (ymin * ymin)),
     ];
-    const GRID: usize = 24;
-    for (lo, hi) in intervals {
+    const GRID: usize = 48;
+    for (sign, lo, hi) in intervals {
         if hi.is_nan() || hi <= lo || !hi.is_finite() {
             continue;
         }
+        let ratio = (hi / lo).ln();
         let mut prev: Option<(f64, f64)> = None;
         for k in 0..=GRID {
-            let f = k as f64 / GRID as f64;
-            let theta = lo + (hi - lo) * f;
+            let theta = sign * lo * (ratio * k as f64 / GRID as f64).exp();
             let val = w(theta);
             if let Some((pt, pv)) = prev
                 && pv.is_finite()

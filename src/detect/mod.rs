@@ -15,6 +15,7 @@ pub mod anomaly;
 pub mod gpd;
 pub mod persist;
 pub mod rules;
+pub mod season;
 pub mod series;
 pub mod spot;
 

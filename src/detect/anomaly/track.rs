@@ -75,6 +75,14 @@ pub struct Track {
     streak_up: bool,
     calm: u32,
     firing: Option<Firing>,
+    /// While a candidate streak runs: the detector (and its index) as it was before the
+    /// streak's first bucket, so every confirm bucket is judged against what was normal
+    /// then. The live detector learns each bucket (its design: an incident's own peaks
+    /// enter its tails), and after one 30-scale bucket it calls an identical second one
+    /// ordinary: with no peaks yet its tail is an exponential fitted to that one peak.
+    /// Not saved: a restart mid-streak falls back to the live detector.
+    #[serde(skip)]
+    before: Option<(usize, SeriesDetector)>,
     /// Last time the series had activity (engine's eviction clock).
     pub last_active_ns: u64,
 }
@@ -101,6 +109,7 @@ impl Track {
             streak_up: false,
             calm: 0,
             firing: None,
+            before: None,
             last_active_ns: now_ns,
         }
     }
@@ -146,6 +155,22 @@ impl Track {
         p: &StepParams,
         gate: impl Fn(f64, f64) -> Option<Check>,
     ) -> Step {
+        let step = self.step_inner(ts_ns, x, p, gate);
+        // Outside a streak the snapshot is of no use: at most one extra detector, and
+        // only while a candidate is being confirmed.
+        if self.streak == 0 {
+            self.before = None;
+        }
+        step
+    }
+
+    fn step_inner(
+        &mut self,
+        ts_ns: u64,
+        x: f64,
+        p: &StepParams,
+        gate: impl Fn(f64, f64) -> Option<Check>,
+    ) -> Step {
         if !x.is_finite() {
             return match self.firing {
                 Some(f) => Step::Firing { up: f.up },
@@ -153,16 +178,34 @@ impl Track {
             };
         }
         let i = usize::from(self.dets.len() > 1 && weekend(ts_ns));
-        let score = self
+        let expected = self.level;
+        let g = if self.n == 0 { None } else { gate(expected, x) };
+        // A bucket that may start a streak: keep the detector's state from before it
+        // (only when the gate holds, which normal buckets rarely do).
+        let opening = self.firing.is_none() && self.streak == 0 && g.is_some();
+        let snapshot = if opening {
+            self.dets.get(i).map(|d| (i, d.clone()))
+        } else {
+            None
+        };
+        let live = self
             .dets
             .get_mut(i)
             .map_or(0.0, |d| d.update(ts_ns, x).score);
+        // Later buckets of a streak: scored by a copy of the pre-streak detector.
+        let score = match &self.before {
+            Some((j, d)) if *j == i && self.streak > 0 && self.firing.is_none() => {
+                d.clone().update(ts_ns, x).score
+            }
+            _ => live,
+        };
+        if snapshot.is_some() {
+            self.before = snapshot;
+        }
         if self.n == 0 {
             self.learn(x, p);
             return Step::Quiet;
         }
-        let expected = self.level;
-        let g = gate(expected, x);
         if let Some(f) = self.firing {
             if ts_ns.saturating_sub(f.since_ns) >= p.max_firing_ns {
                 // A shift this long is the new normal: restart our baseline there.
@@ -229,6 +272,7 @@ impl Track {
     /// restart): the engine clears the alert itself.
     pub fn reset_firing(&mut self) -> bool {
         self.streak = 0;
+        self.before = None;
         self.calm = 0;
         self.firing.take().is_some()
     }
