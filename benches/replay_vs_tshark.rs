@@ -102,8 +102,25 @@ fn main() -> ExitCode {
         runs,
         "decode-only",
     );
+    // The observation core alone (the security rules and the anomaly engine are timed
+    // separately below: they are detection, measured for information).
     let observe_json = dir.join("replay-summary-observe.json");
-    let observe = time_mqscope(&bin, &[], &observe_json, &pcap, runs, "with observation");
+    let observe = time_mqscope(
+        &bin,
+        &["--no-rules", "--no-anomalies"],
+        &observe_json,
+        &pcap,
+        runs,
+        "with observation",
+    );
+    let full = time_mqscope(
+        &bin,
+        &[],
+        &dir.join("replay-summary-full.json"),
+        &pcap,
+        runs,
+        "with observation + rules + anomalies",
+    );
     let mq_ok = decode.is_some();
     let (mq_wall, mq_cpu) = decode.unwrap_or((Duration::MAX, Duration::ZERO));
     ok &= mq_ok;
@@ -198,6 +215,13 @@ fn main() -> ExitCode {
         }
         _ => ok &= verdict("replay with full observation (no valid run)", false),
     }
+    if let (Some((_, d_cpu)), Some((_, f_cpu))) = (decode, full) {
+        println!(
+            "+ detection    {:.3} s cpu: observation + security rules + anomaly engine cost {:.2}x decode-only CPU (information)",
+            f_cpu.as_secs_f64(),
+            f_cpu.as_secs_f64() / d_cpu.as_secs_f64().max(1e-9)
+        );
+    }
     if let Some(secs) = std::env::var("MQSCOPE_BENCH_PLANT_S")
         .ok()
         .and_then(|v| v.parse::<u64>().ok())
@@ -284,7 +308,14 @@ fn plant_observation(bin: &Path, dir: &Path, secs: u64, runs: u32) -> bool {
         && check_counts(&json, truth.mqtt_packets, &truth.by_type)
             .map_err(|e| eprintln!("!!! plant decode-only: {e}"))
             .is_ok();
-    let observe = time_mqscope(bin, &[], &json, &pcap, runs, "plant with observation");
+    let observe = time_mqscope(
+        bin,
+        &["--no-rules", "--no-anomalies"],
+        &json,
+        &pcap,
+        runs,
+        "plant with observation",
+    );
     let observe_ok = observe.is_some()
         && check_counts(&json, truth.mqtt_packets, &truth.by_type)
             .map_err(|e| eprintln!("!!! plant with observation: {e}"))
