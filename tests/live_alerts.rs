@@ -46,29 +46,6 @@ fn wait_for(rec: &Recorder, what: &str, within: Duration, ok: impl Fn(&[(String,
     }
 }
 
-/// Mosquitto on a free port, user `dev` / `devpw`, anonymous refused.
-fn password_broker(dir: &std::path::Path) -> (Guard, u16) {
-    let port = free_port();
-    let pwfile = dir.join("passwd");
-    std::fs::write(&pwfile, "").unwrap();
-    let st = Command::new("mosquitto_passwd")
-        .args(["-b", pwfile.to_str().unwrap(), "dev", "devpw"])
-        .status()
-        .expect("mosquitto_passwd (Debian package mosquitto)");
-    assert!(st.success());
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
-            pwfile.display()
-        ),
-    )
-    .unwrap();
-    let broker = start_mosquitto(&conf, port, &dir.join("mosquitto.log"));
-    (broker, port)
-}
-
 /// A checked config file: capture on `lo` for `port`, then `more` (rules, receivers), in
 /// which `SPOOL` stands for `dir/spool`.
 fn write_config(dir: &std::path::Path, port: u16, more: &str) -> std::path::PathBuf {
@@ -91,29 +68,11 @@ fn write_config(dir: &std::path::Path, port: u16, more: &str) -> std::path::Path
 /// Six wrong passwords for user dev from 127.0.0.1 (real `mosquitto_pub`): the default
 /// threshold is five failures within 60 s, per source address and per username.
 fn brute_force(port: u16) {
-    let p = port.to_string();
     for i in 0..6 {
-        let id = format!("guess-{i}");
-        let out = run_client(&[
-            "mosquitto_pub",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &p,
-            "-u",
-            "dev",
-            "-P",
-            "wrong",
-            "-i",
-            &id,
-            "-t",
-            "x",
-            "-m",
-            "1",
-            "-V",
-            "mqttv311",
-        ]);
-        assert!(!out.status.success(), "wrong password accepted");
+        assert!(
+            !publish(port, &format!("guess-{i}"), "wrong"),
+            "wrong password accepted"
+        );
     }
 }
 

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use live_common::{Guard, Mqscope, count, free_port, http_get, run_client, start_mosquitto};
+use live_common::{Mqscope, count, free_port, http_get, password_broker, publish};
 use mqscope::export::otlp::Protocol;
 use otlp_support::{Labels, all_logs, labels, last_metrics, otlp_as_samples, prom_samples};
 use serde_json::Value;
@@ -35,55 +35,6 @@ use serde_json::Value;
 const GOOD: usize = 3;
 const BAD: usize = 6;
 const ALERTS: &str = r#"mqscope_alerts_firing{rule="auth_brute_force",severity="high"}"#;
-
-/// Mosquitto on a free port, user `dev` / `devpw`, anonymous refused.
-fn password_broker(dir: &Path) -> (Guard, u16) {
-    let port = free_port();
-    let pwfile = dir.join("passwd");
-    std::fs::write(&pwfile, "").unwrap();
-    let st = Command::new("mosquitto_passwd")
-        .args(["-b", pwfile.to_str().unwrap(), "dev", "devpw"])
-        .status()
-        .expect("mosquitto_passwd (Debian package mosquitto)");
-    assert!(st.success());
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
-            pwfile.display()
-        ),
-    )
-    .unwrap();
-    let broker = start_mosquitto(&conf, port, &dir.join("mosquitto.log"));
-    (broker, port)
-}
-
-/// One `mosquitto_pub` over MQTT 3.1.1 (QoS 0: CONNECT, CONNACK, PUBLISH, DISCONNECT when
-/// accepted; CONNECT, CONNACK when refused).
-fn publish(port: u16, id: &str, password: &str) -> bool {
-    let p = port.to_string();
-    let out = run_client(&[
-        "mosquitto_pub",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        &p,
-        "-u",
-        "dev",
-        "-P",
-        password,
-        "-i",
-        id,
-        "-t",
-        "plant/line1/temp",
-        "-m",
-        "21.5",
-        "-V",
-        "mqttv311",
-    ]);
-    out.status.success()
-}
 
 fn traffic(port: u16) {
     for i in 0..GOOD {

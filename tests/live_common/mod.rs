@@ -1,6 +1,7 @@
 //! Helpers shared by the live tests against a real Mosquitto (`live_denials.rs`,
 //! `live_restart.rs`): child-process guards, free ports, starting `mqscope run`, reading
-//! its stderr, scraping `/metrics`, SIGTERM with the exit bound.
+//! its stderr, scraping `/metrics`, SIGTERM with the exit bound; a password-protected
+//! Mosquitto and a `mosquitto_pub` login.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -245,4 +246,53 @@ pub fn count(stats: &Value, ty: &str) -> (u64, u64) {
         t["c2s"].as_u64().unwrap_or(0),
         t["s2c"].as_u64().unwrap_or(0),
     )
+}
+
+/// Mosquitto on a free port, user `dev` / `devpw`, anonymous refused.
+pub fn password_broker(dir: &Path) -> (Guard, u16) {
+    let port = free_port();
+    let pwfile = dir.join("passwd");
+    std::fs::write(&pwfile, "").unwrap();
+    let st = Command::new("mosquitto_passwd")
+        .args(["-b", pwfile.to_str().unwrap(), "dev", "devpw"])
+        .status()
+        .expect("mosquitto_passwd (Debian package mosquitto)");
+    assert!(st.success());
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n",
+            pwfile.display()
+        ),
+    )
+    .unwrap();
+    let broker = start_mosquitto(&conf, port, &dir.join("mosquitto.log"));
+    (broker, port)
+}
+
+/// One `mosquitto_pub` over MQTT 3.1.1 (QoS 0: CONNECT, CONNACK, PUBLISH, DISCONNECT when
+/// accepted; CONNECT, CONNACK when refused).
+pub fn publish(port: u16, id: &str, password: &str) -> bool {
+    let p = port.to_string();
+    let out = run_client(&[
+        "mosquitto_pub",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &p,
+        "-u",
+        "dev",
+        "-P",
+        password,
+        "-i",
+        id,
+        "-t",
+        "plant/line1/temp",
+        "-m",
+        "21.5",
+        "-V",
+        "mqttv311",
+    ]);
+    out.status.success()
 }
