@@ -300,7 +300,7 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
     let sim = Reap(
         Command::new(bin)
             .args(["simulate", "--broker", &format!("127.0.0.1:{broker_port}")])
-            .args(["--devices", "20", "--consumers", "3", "--duration", "60"])
+            .args(["--devices", "20", "--consumers", "3", "--duration", "100"])
             .args([
                 "--interval-ms",
                 "500",
@@ -320,8 +320,11 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
 
     let exprs = panel_exprs();
     // Series appear with the next scrape / rule evaluation: retry what is still empty,
-    // while the simulator still runs.
-    let deadline = Instant::now() + Duration::from_secs(30);
+    // while the simulator still runs. MqscopeAuthFailureRate needs 15 failures in 5 min;
+    // on a loaded 2-core CI machine the simulator's guessing (one attempt per ≤ 0.4 s
+    // when idle) was seen as slow as one per 3 s, hence the long bound (only a failing
+    // run waits it out).
+    let deadline = Instant::now() + Duration::from_secs(75);
     let mut results;
     loop {
         results = exprs
@@ -342,6 +345,16 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
         }
     }
     let log = std::fs::read_to_string(dir.join("prometheus.log")).unwrap_or_default();
+    if !failures.is_empty() {
+        // What the alert rules see, to tell a slow simulator from a wrong rule.
+        for q in [
+            "sum by (pod) (mqscope_auth_failures_total)",
+            "sum by (pod) (rate(mqscope_auth_failures_total[5m]))",
+            "sum by (pod) (mqscope_acl_denials_total)",
+        ] {
+            eprintln!("{q} = {:?}", evaluate(&prom, q));
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {} expressions failed:\n{}\nprometheus log tail:\n{}",
