@@ -420,12 +420,20 @@ impl Config {
     }
 
     /// The rule engine's configuration: `[rules]`, its TLS ports joined by those of
-    /// `[capture]` (a port the capture treats as TLS is one where plaintext is a finding).
+    /// `[capture]` (a port the capture treats as TLS is one where plaintext is a finding),
+    /// and the broker input's own client id among the admin clients.
     pub fn rules_config(&self) -> RulesConfig {
         let mut r = self.rules.clone();
         for p in &self.capture.tls_ports {
             if !r.tls_ports.contains(p) {
                 r.tls_ports.push(*p);
+            }
+        }
+        // mqscope's own `$SYS/#` subscription is on the wire too: not a finding.
+        if let Some(b) = &self.broker {
+            let own = b.client_id_or_default();
+            if !r.admin_clients.contains(&own) {
+                r.admin_clients.push(own);
             }
         }
         r

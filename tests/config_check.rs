@@ -157,3 +157,55 @@ fn a_missing_file_is_a_config_error() {
     assert_eq!(out.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+/// The rule engine's view of a config: `[capture] tls_ports` join `[rules] tls_ports`, and
+/// mqscope's own `$SYS` client is an admin (its `$SYS/#` subscription is on the wire, and
+/// was once flagged as `wildcard_subscription` against itself).
+#[test]
+fn rules_know_the_capture_tls_ports_and_the_own_sys_client() {
+    let f = temp_file(
+        "rules.toml",
+        "[capture]\ntls_ports = [8883, 18883]\n[broker]\nurl = \"mqtt://127.0.0.1:1883\"\nclient_id = \"mqscope-a\"\n[rules]\nadmin_clients = [\"historian\"]\n",
+    );
+    let cfg = Config::load(&f).unwrap();
+    let r = cfg.rules_config();
+    assert!(r.tls_ports.contains(&8883) && r.tls_ports.contains(&18883));
+    assert_eq!(r.admin_clients, ["historian", "mqscope-a"]);
+}
+
+/// Every error of the new sections, with its key, in one run: receivers, Azure, OTLP,
+/// anomalies.
+#[test]
+fn output_and_detection_sections_are_checked_too() {
+    let f = temp_file(
+        "outputs.toml",
+        r#"
+[alerts]
+max_firing = 0
+[[alerts.receivers]]
+name = "pd"
+kind = "pagerduty"
+[azure_logs]
+enabled = true
+dcr_immutable_id = "nope"
+[otlp]
+enabled = true
+endpoint = "not a url"
+[anomaly]
+bucket_secs = 0
+"#,
+    );
+    let out = bin().arg("check-config").arg(&f).output().unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for key in [
+        "alerts.max_firing",
+        "alerts.receivers[0]",
+        "azure_logs.dcr_immutable_id",
+        "otlp",
+        "anomaly.bucket_secs",
+    ] {
+        assert!(err.contains(key), "{key} missing from:\n{err}");
+    }
+    assert!(err.contains("routing_key"), "{err}");
+}
