@@ -293,6 +293,17 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
             .unwrap(),
     );
     wait_port(prom_port, "prometheus");
+    // Prometheus hands targets to its scrapers in batches (up to 5 s after start): the
+    // simulator starts only once the live target has been scraped, or a fast brute force
+    // is over before the first sample and the rules see no increase (seen in CI).
+    let t0 = Instant::now();
+    while query(&prom, r#"up{pod="mosquitto-0"}"#) != Some(1.0) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "prometheus never scraped the live target"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 
     // Live traffic with misbehaviours while Prometheus scrapes every second; the panels
     // are evaluated while it runs, so rates and quantiles show live values.
@@ -320,10 +331,7 @@ fn every_dashboard_expression_returns_data_from_real_prometheus() {
 
     let exprs = panel_exprs();
     // Series appear with the next scrape / rule evaluation: retry what is still empty,
-    // while the simulator still runs. MqscopeAuthFailureRate needs 15 failures in 5 min;
-    // on a loaded 2-core CI machine the simulator's guessing (one attempt per ≤ 0.4 s
-    // when idle) was seen as slow as one per 3 s, hence the long bound (only a failing
-    // run waits it out).
+    // while the simulator still runs (only a failing run waits the whole bound).
     let deadline = Instant::now() + Duration::from_secs(75);
     let mut results;
     loop {
