@@ -5,8 +5,13 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::Hash;
 
+/// The flow table is looked up once per packet: SipHash cost more than the rule checks
+/// themselves. foldhash is randomly seeded per table (a sender cannot aim for
+/// collisions) and several times cheaper; nothing depends on iteration order.
+type Hasher = foldhash::fast::RandomState;
+
 pub struct BoundedTable<K, V> {
-    map: HashMap<K, (V, u64)>,
+    map: HashMap<K, (V, u64), Hasher>,
     cap: usize,
     /// Entries evicted because the table was full.
     pub evicted: u64,
@@ -15,7 +20,7 @@ pub struct BoundedTable<K, V> {
 impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
     pub fn new(cap: usize) -> Self {
         BoundedTable {
-            map: HashMap::new(),
+            map: HashMap::default(),
             cap: cap.max(1),
             evicted: 0,
         }
@@ -41,7 +46,8 @@ impl<K: Hash + Eq + Clone, V> BoundedTable<K, V> {
     /// A full table first drops entries untouched for `stale_ns`, then the least
     /// recently touched one (a linear scan, paid only when full).
     pub fn entry(&mut self, k: &K, now_ns: u64, stale_ns: u64, make: impl FnOnce() -> V) -> &mut V {
-        if !self.map.contains_key(k) && self.map.len() >= self.cap {
+        // The length test first: below the cap (the usual case) one hash lookup, not two.
+        if self.map.len() >= self.cap && !self.map.contains_key(k) {
             let before = self.map.len();
             self.map
                 .retain(|_, (_, t)| now_ns.saturating_sub(*t) < stale_ns);
