@@ -493,27 +493,30 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
     Ok(code)
 }
 
+/// A JSON configuration file (`--rules-config`, `--anomaly-config`, `--metrics-config`),
+/// or the defaults without one; unreadable or invalid → usage error, already reported.
+fn read_json_config<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+) -> Result<T, ExitCode> {
+    let Some(p) = path else {
+        return Ok(T::default());
+    };
+    std::fs::read_to_string(p)
+        .map_err(|e| e.to_string())
+        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
+        .map_err(|e| {
+            eprintln!("mqscope: {}: {e}", p.display());
+            ExitCode::from(EXIT_USAGE)
+        })
+}
+
 /// The security rules from `--rules-config` (defaults otherwise), with the TLS ports
 /// taken from `--tls-ports`; invalid → usage error, already reported.
 fn load_rules_config(
     path: Option<&std::path::Path>,
     tls_ports: &[u16],
 ) -> Result<crate::detect::rules::RuleEngine, ExitCode> {
-    let mut cfg: crate::detect::rules::RulesConfig = match path {
-        None => Default::default(),
-        Some(p) => {
-            let parsed = std::fs::read_to_string(p)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("mqscope: {}: {e}", p.display());
-                    return Err(ExitCode::from(EXIT_USAGE));
-                }
-            }
-        }
-    };
+    let mut cfg: crate::detect::rules::RulesConfig = read_json_config(path)?;
     cfg.tls_ports = tls_ports.to_vec();
     crate::detect::rules::RuleEngine::new(cfg).map_err(|errs| {
         for e in errs {
@@ -528,21 +531,7 @@ fn load_rules_config(
 fn load_anomaly_config(
     path: Option<&std::path::Path>,
 ) -> Result<crate::detect::anomaly::AnomalyEngine, ExitCode> {
-    let cfg: crate::detect::anomaly::AnomalyConfig = match path {
-        None => Default::default(),
-        Some(p) => {
-            let parsed = std::fs::read_to_string(p)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("mqscope: {}: {e}", p.display());
-                    return Err(ExitCode::from(EXIT_USAGE));
-                }
-            }
-        }
-    };
+    let cfg: crate::detect::anomaly::AnomalyConfig = read_json_config(path)?;
     let mut eng = crate::detect::anomaly::AnomalyEngine::new(cfg).map_err(|errs| {
         for e in errs {
             eprintln!("mqscope: anomaly config: {e}");
@@ -565,21 +554,7 @@ fn load_metrics_config(
     path: Option<&std::path::Path>,
     listen: Option<std::net::SocketAddr>,
 ) -> Result<PrometheusConfig, ExitCode> {
-    let mut cfg = match path {
-        None => PrometheusConfig::default(),
-        Some(p) => {
-            let parsed = std::fs::read_to_string(p)
-                .map_err(|e| e.to_string())
-                .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()));
-            match parsed {
-                Ok(c) => c,
-                Err(e) => {
-                    eprintln!("mqscope: {}: {e}", p.display());
-                    return Err(ExitCode::from(EXIT_USAGE));
-                }
-            }
-        }
-    };
+    let mut cfg: PrometheusConfig = read_json_config(path)?;
     if let Some(l) = listen {
         cfg.listen = l;
     }
