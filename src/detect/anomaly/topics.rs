@@ -11,7 +11,7 @@ use std::cell::OnceCell;
 use serde::{Deserialize, Serialize};
 
 use crate::detect::rules::hit::{AnomalyDetail, Severity};
-use crate::observe::topics::{TopicSnapshot, auto_template};
+use crate::observe::topics::{GroupBrief, auto_template};
 use crate::observe::{Exchange, GroupKind, Observer};
 
 use super::emit::{Alarm, Ctx, num};
@@ -82,12 +82,12 @@ const FANOUT_LAT: &str = "mean fan-out latency s";
 const FANOUT: &str = "copies out per bucket";
 const SILENCE: &str = "seconds since last message";
 
-fn totals(s: &TopicSnapshot, stats: &crate::observe::topics::GroupStats) -> TopicTotals {
+fn totals(s: &GroupBrief, stats: &crate::observe::topics::GroupStats) -> TopicTotals {
     let pay = stats.payload_sketch();
     let fan = stats.latency_sketch(Exchange::Fanout);
     TopicTotals {
-        msgs_in: s.msgs_in.total,
-        msgs_out: s.msgs_out.total,
+        msgs_in: s.msgs_in,
+        msgs_out: s.msgs_out,
         pay_n: pay.count(),
         pay_sum: pay.sum(),
         fan_n: fan.map_or(0, |f| f.count()),
@@ -103,7 +103,7 @@ impl AnomalyEngine {
         let per_bucket = bucket_ns as f64 / elapsed.max(1) as f64;
         let bucket_no = self.clock.buckets;
         obs.topics().for_each_group(|name, kind, stats| {
-            let snap = stats.snapshot(name, kind, now);
+            let snap = stats.brief();
             let tot = totals(&snap, stats);
             self.on_topic(name, kind, &snap, tot, now, per_bucket, bucket_no);
         });
@@ -201,7 +201,7 @@ impl AnomalyEngine {
         &mut self,
         name: &str,
         kind: GroupKind,
-        snap: &TopicSnapshot,
+        snap: &GroupBrief,
         tot: TopicTotals,
         now: u64,
         per_bucket: f64,
@@ -245,8 +245,8 @@ impl AnomalyEngine {
         let last_seen = snap.last_seen_ns;
 
         // Silence first: a periodic topic that stopped is a silence, not a rate drop.
-        let period = snap.interarrival.period_s;
-        let periodic = period.is_some() && snap.interarrival.gaps >= cfg.silence.min_gaps;
+        let period = snap.period_s;
+        let periodic = period.is_some() && snap.gaps >= cfg.silence.min_gaps;
         if let Some(since) = st.silent_since {
             if last_seen.is_some_and(|l| l > since) {
                 st.silent_since = None;

@@ -72,8 +72,8 @@ use exact::ExactIndex;
 pub use filter::Filter;
 use queue::{QUEUE_CAP, Queued, Update};
 pub use snapshot::{ArrivalSnapshot, LatencySnapshot, TopicCounters, TopicSnapshot, WindowCounts};
-pub use stats::GroupStats;
 use stats::PublishInfo;
+pub use stats::{GroupBrief, GroupStats};
 
 /// Longest topic (or template) name stored; longer topics skip the exact tier.
 pub const MAX_NAME_LEN: usize = 256;

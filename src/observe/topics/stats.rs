@@ -120,6 +120,20 @@ pub struct GroupStats {
     folded: u64,
 }
 
+/// `GroupStats::brief`: lifetime message totals, last PUBLISH time and the learned
+/// period; each field equals its namesake in `TopicSnapshot`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct GroupBrief {
+    pub msgs_in: u64,
+    pub msgs_out: u64,
+    pub last_seen_ns: Option<u64>,
+    /// Inter-arrival gaps seen (`interarrival.gaps`).
+    pub gaps: u64,
+    /// Learned period (`interarrival.period_s`).
+    pub period_s: Option<f64>,
+    pub folded_topics: u64,
+}
+
 /// `first_ns` of a group that has seen no PUBLISH.
 const NO_TIME: u64 = u64::MAX;
 
@@ -383,6 +397,21 @@ impl GroupStats {
             last_1m,
             last_5m,
             last_15m,
+        }
+    }
+
+    /// The few figures a reader polling every group each bucket needs (the anomaly
+    /// engine), read straight off the state: `snapshot` also computes quantiles, the
+    /// 1/5/15 minute views and the distinct-client estimates and copies the name,
+    /// about 40 % of the anomaly engine's CPU when every group was snapshotted.
+    pub fn brief(&self) -> GroupBrief {
+        GroupBrief {
+            msgs_in: self.ring.total(&self.head, MSGS_IN),
+            msgs_out: self.ring.total(&self.head, MSGS_OUT),
+            last_seen_ns: (self.first_ns != NO_TIME).then_some(self.last_ns),
+            gaps: self.arrivals.gaps(),
+            period_s: self.arrivals.period_s(),
+            folded_topics: self.folded,
         }
     }
 

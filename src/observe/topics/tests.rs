@@ -244,3 +244,52 @@ fn memory_of_an_empty_and_a_small_table() {
     assert!(one >= 90 * 16, "{one}");
     assert!(one <= 4096, "{one}");
 }
+
+/// `GroupStats::brief` reads the same figures as the full snapshot, for every group
+/// (exact, template, folded, with and without a learned period), through the queue.
+#[test]
+fn brief_agrees_with_snapshot() {
+    let mut t = Topics::new(&cfg(3, 1)).unwrap();
+    let mut x: u64 = 99;
+    for step in 0..2_000u64 {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        // One topic publishes every second exactly (a period to learn), first, so it
+        // holds an exact group; the others at jittered times.
+        let p = t.key_prefetched(b"beat");
+        let g = t.group_for_publish(b"beat", p, step * S);
+        t.record_publish(g, Direction::C2S, 1, 0, false, false, 10, step * S);
+        let topic = format!("site/{}/m{}", (x >> 40) % 6, (x >> 50) % 2);
+        let ts = step * S + (x >> 20) % S;
+        let k = t.key_prefetched(topic.as_bytes());
+        let g = t.group_for_publish(topic.as_bytes(), k, ts);
+        let dir = if x & 3 == 0 {
+            Direction::S2C
+        } else {
+            Direction::C2S
+        };
+        t.record_publish(g, dir, x % 5, 1, false, false, (x % 900) as usize, ts);
+        if step % 250 == 0 {
+            t.tick(ts);
+        }
+    }
+    let now = 2_001 * S;
+    let mut n = 0;
+    let mut periodic = 0;
+    t.for_each_group(|name, kind, s| {
+        let b = s.brief();
+        let snap = s.snapshot(name, kind, now);
+        assert_eq!(b.msgs_in, snap.msgs_in.total, "{name}");
+        assert_eq!(b.msgs_out, snap.msgs_out.total, "{name}");
+        assert_eq!(b.last_seen_ns, snap.last_seen_ns, "{name}");
+        assert_eq!(b.gaps, snap.interarrival.gaps, "{name}");
+        assert_eq!(b.period_s, snap.interarrival.period_s, "{name}");
+        assert_eq!(b.folded_topics, snap.folded_topics, "{name}");
+        n += 1;
+        periodic += usize::from(b.period_s.is_some());
+        assert!(b.msgs_in + b.msgs_out > 0, "{name}");
+    });
+    assert!(n >= 4, "exact and template groups: {n}");
+    assert!(periodic >= 1, "a group with a learned period");
+}
