@@ -653,8 +653,9 @@ impl Topics {
     /// Visits every live group with its name, kind and statistics (for exporters that
     /// read the sketches themselves). Allocates nothing.
     pub fn for_each_group(&self, mut f: impl FnMut(&str, GroupKind, &GroupStats)) {
+        let queued = self.queued_ids();
         for (i, g) in self.slots.iter().enumerate().filter(|(_, s)| s.live) {
-            f(g.name(), g.kind, &self.view(i, g));
+            f(g.name(), g.kind, &self.view_in(i, g, Some(&queued)));
         }
     }
 
@@ -764,12 +765,16 @@ impl Topics {
     /// Statistics of every live group.
     pub fn snapshot(&self, now_ns: u64) -> Vec<TopicSnapshot> {
         let mut out = Vec::with_capacity(self.len());
+        let queued = self.queued_ids();
         out.extend(
             self.slots
                 .iter()
                 .enumerate()
                 .filter(|(_, s)| s.live)
-                .map(|(i, g)| self.view(i, g).snapshot(g.name(), g.kind, now_ns)),
+                .map(|(i, g)| {
+                    self.view_in(i, g, Some(&queued))
+                        .snapshot(g.name(), g.kind, now_ns)
+                }),
         );
         out
     }

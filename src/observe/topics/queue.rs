@@ -34,6 +34,20 @@ pub(super) enum Update {
     Latency(Exchange, f64),
 }
 
+/// Sorted ids of the groups with queued updates (`Topics::queued_ids`).
+pub(super) struct QueuedIds {
+    ids: [u32; QUEUE_CAP],
+    n: usize,
+}
+
+impl QueuedIds {
+    fn contains(&self, id: u32) -> bool {
+        self.ids
+            .get(..self.n)
+            .is_some_and(|v| v.binary_search(&id).is_ok())
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Queued {
     pub g: GroupId,
@@ -141,7 +155,38 @@ impl Topics {
     /// The statistics of live slot `idx` as a reader should see them: with the queued
     /// updates of that group applied (to a copy; the slot is untouched).
     pub(super) fn view<'a>(&'a self, idx: usize, slot: &'a Slot) -> Cow<'a, GroupStats> {
+        self.view_in(idx, slot, None)
+    }
+
+    /// The ids of the groups with queued updates, sorted, for `view_in` (a reader that
+    /// visits every group would otherwise scan the whole queue once per group: with
+    /// 10 000 groups, half of the anomaly engine's per-bucket pass).
+    pub(super) fn queued_ids(&self) -> QueuedIds {
+        let mut ids = QueuedIds {
+            ids: [0; QUEUE_CAP],
+            n: 0,
+        };
+        for (dst, q) in ids.ids.iter_mut().zip(self.queue.iter()) {
+            *dst = q.g.0;
+            ids.n += 1;
+        }
+        if let Some(v) = ids.ids.get_mut(..ids.n) {
+            v.sort_unstable();
+        }
+        ids
+    }
+
+    /// `view`, told which groups have queued updates (`None`: look through the queue).
+    pub(super) fn view_in<'a>(
+        &'a self,
+        idx: usize,
+        slot: &'a Slot,
+        queued: Option<&QueuedIds>,
+    ) -> Cow<'a, GroupStats> {
         let gen_id = (u32::from(slot.generation) << super::SLOT_BITS) | idx as u32;
+        if queued.is_some_and(|q| !q.contains(gen_id)) {
+            return Cow::Borrowed(&slot.stats);
+        }
         let mut mine = self.queue.iter().filter(|q| q.g.0 == gen_id).peekable();
         if mine.peek().is_none() {
             return Cow::Borrowed(&slot.stats);
@@ -153,7 +198,7 @@ impl Topics {
         Cow::Owned(copy)
     }
 
-    /// Bytes of the queue.
+    /// Bytes of the queue (its capacity stays at `QUEUE_CAP`).
     pub(super) fn queue_bytes(&self) -> usize {
         self.queue.capacity() * std::mem::size_of::<Queued>()
     }
