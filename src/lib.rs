@@ -22,6 +22,7 @@
 //! | [`config`] | The `mqscope run` TOML file: typed sections, every error at once with `section.key` and line, command-line overrides. |
 //! | [`app`] | `mqscope run`: capture thread → processing thread (dissect + observe + rules + anomalies + `$SYS`), alert and log outputs, snapshot hook for the exporters, signals and bounded shutdown. |
 //! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
+//! | [`hugepages`] | `main.rs` first re-executes with glibc's huge-page tunable when the kernel gives huge pages only on request (the observation state is TLB-bound). |
 
 pub mod app;
 pub mod broker;
@@ -32,6 +33,7 @@ pub mod detect;
 pub mod dissect;
 pub mod eval;
 pub mod export;
+pub mod hugepages;
 pub mod input;
 pub mod mqtt;
 pub mod observe;

@@ -1,0 +1,97 @@
+//! The binary re-executes itself with glibc's huge-page tunable exactly when the kernel
+//! gives huge pages only on request, and never with `MQSCOPE_NO_HUGEPAGES`: read from
+//! the running process's own environment (`/proc/<pid>/environ`), with the process
+//! parked on a FIFO that has no writer yet.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TUNABLE: &str = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
+
+fn environ(pid: u32) -> Vec<String> {
+    std::fs::read(format!("/proc/{pid}/environ"))
+        .unwrap_or_default()
+        .split(|b| *b == 0)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// Blocked in `open` of the FIFO: the process got past `main`'s start (and any exec).
+fn parked_on(pid: u32, fifo: &Path) -> bool {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let sleeping = stat
+        .rsplit(')')
+        .next()
+        .is_some_and(|r| r.trim_start().starts_with('S'));
+    let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    sleeping && String::from_utf8_lossy(&cmd).contains(&*fifo.to_string_lossy())
+}
+
+fn start(fifo: &Path, opt_out: bool) -> Child {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mqscope"));
+    c.args(["replay", "--format", "none"])
+        .arg(fifo)
+        .env_remove("GLIBC_TUNABLES")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    if opt_out {
+        c.env("MQSCOPE_NO_HUGEPAGES", "1");
+    } else {
+        c.env_remove("MQSCOPE_NO_HUGEPAGES");
+    }
+    c.spawn().expect("spawn mqscope")
+}
+
+/// The environment once the process is parked on the FIFO (after any re-exec).
+fn settled_environ(child: &Child, fifo: &Path) -> Vec<String> {
+    let t0 = Instant::now();
+    // The re-exec happens before anything opens the file; once the process sleeps on
+    // the FIFO, twice in a row 50 ms apart, its environment is final.
+    let mut seen = 0;
+    while t0.elapsed() < Duration::from_secs(10) {
+        if parked_on(child.id(), fifo) {
+            seen += 1;
+            if seen == 2 {
+                return environ(child.id());
+            }
+        } else {
+            seen = 0;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("mqscope never blocked on the FIFO");
+}
+
+#[test]
+fn reexecs_with_huge_pages_only_in_madvise_mode() {
+    let dir = std::env::temp_dir().join(format!("mqscope-hugepages-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("capture.pcap");
+    let ok = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(ok.success());
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let expect = mode.contains("[madvise]") && cfg!(target_env = "gnu");
+
+    for opt_out in [false, true] {
+        let mut child = start(&fifo, opt_out);
+        let env = settled_environ(&child, &fifo);
+        let has = env.iter().any(|v| v == TUNABLE);
+        assert_eq!(
+            has,
+            expect && !opt_out,
+            "opt_out {opt_out}, THP mode {mode:?}: {env:?}"
+        );
+        // Let it go: a writer that closes at once gives it an empty file.
+        drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
+        let t0 = Instant::now();
+        while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
