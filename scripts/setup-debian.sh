@@ -7,7 +7,7 @@ set -eu
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 need=""
-for p in libpcap-dev tshark mosquitto mosquitto-clients openssl prometheus prometheus-alertmanager curl pkg-config gcc python3 python3-pip; do
+for p in libpcap-dev tshark mosquitto mosquitto-clients openssl prometheus prometheus-alertmanager curl pkg-config gcc python3 python3-pip libcap2-bin; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need="$need $p"
 done
 if [ -n "$need" ]; then

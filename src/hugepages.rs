@@ -11,10 +11,19 @@
 //!
 //! How. glibc reads tunables only when a process starts, so the setting cannot be made
 //! from inside; `exec` replaces the process image (same pid, arguments, descriptors).
-//! Nothing happens when the tunable is already present (this is the re-executed
-//! process, or the operator chose a value), when the kernel gives huge pages to every
-//! mapping (`always`) or to none (`never`), when `MQSCOPE_NO_HUGEPAGES` is set, or on
-//! other platforms; if `exec` fails the program carries on as it is.
+//! Nothing happens when the tunable is already present (the operator chose a value),
+//! when this process is the re-executed one (`MQSCOPE_HUGEPAGES_REEXEC` in its
+//! environment), when the kernel gives huge pages to every mapping (`always`) or to
+//! none (`never`), when `MQSCOPE_NO_HUGEPAGES` is set, or on other platforms; if `exec`
+//! fails the program carries on as it is.
+//!
+//! Not in secure-execution mode. The container image gives the binary `cap_net_raw` as
+//! a file capability (to capture as a non-root user), which runs it in glibc's secure
+//! mode: the loader strips this tunable from `GLIBC_TUNABLES`, so the re-executed
+//! process would not see it and would exec again, forever. That mode is detected
+//! (`AT_SECURE`) and left alone, and the marker variable stops any other way back into
+//! the loop. The hardened sidecar therefore runs with 4 KiB pages; a root or
+//! capability-less run (replay, the demo, `mqscope run` as root) gets huge pages.
 
 /// The environment variable glibc reads its tunables from.
 const VAR: &str = "GLIBC_TUNABLES";
@@ -23,6 +32,8 @@ const VAR: &str = "GLIBC_TUNABLES";
 const TUNABLE: &str = "glibc.malloc.hugetlb=1";
 /// Set (to anything) to keep the default pages.
 pub const OPT_OUT: &str = "MQSCOPE_NO_HUGEPAGES";
+/// Set in the re-executed process: never re-execute twice.
+pub const MARKER: &str = "MQSCOPE_HUGEPAGES_REEXEC";
 
 /// The `GLIBC_TUNABLES` value to re-execute with, if any: `current` is its value now
 /// (`None`: unset; `Some(None)`: not UTF-8), `thp_mode` the content of
@@ -53,6 +64,11 @@ pub fn reexec_with_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
+        // SAFETY: `getauxval` only reads the auxiliary vector the kernel passed in.
+        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
+        if secure || std::env::var_os(MARKER).is_some() {
+            return;
+        }
         let opt_out = std::env::var_os(OPT_OUT).is_some();
         let cur = std::env::var_os(VAR);
         let current = cur.as_ref().map(|v| v.to_str());
@@ -71,6 +87,7 @@ pub fn reexec_with_huge_pages() {
             .arg0(arg0)
             .args(args)
             .env(VAR, value)
+            .env(MARKER, "1")
             .exec();
     }
 }

@@ -1,13 +1,15 @@
 //! The binary re-executes itself with glibc's huge-page tunable exactly when the kernel
-//! gives huge pages only on request, and never with `MQSCOPE_NO_HUGEPAGES`: read from
-//! the running process's own environment (`/proc/<pid>/environ`), with the process
-//! parked on a FIFO that has no writer yet.
+//! gives huge pages only on request, and never with `MQSCOPE_NO_HUGEPAGES` or in
+//! secure-execution mode (the container's file capability, where glibc strips the
+//! tunable and a re-exec would loop): read from the running process's own environment
+//! (`/proc/<pid>/environ`), with the process parked on a FIFO that has no writer yet.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const TUNABLE: &str = "GLIBC_TUNABLES=glibc.malloc.hugetlb=1";
+const MARKER: &str = "MQSCOPE_HUGEPAGES_REEXEC=1";
 
 fn environ(pid: u32) -> Vec<String> {
     std::fs::read(format!("/proc/{pid}/environ"))
@@ -29,10 +31,14 @@ fn parked_on(pid: u32, fifo: &Path) -> bool {
 }
 
 fn start(fifo: &Path, opt_out: bool) -> Child {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mqscope"));
+    start_with(Command::new(env!("CARGO_BIN_EXE_mqscope")), fifo, opt_out)
+}
+
+fn start_with(mut c: Command, fifo: &Path, opt_out: bool) -> Child {
     c.args(["replay", "--format", "none"])
         .arg(fifo)
         .env_remove("GLIBC_TUNABLES")
+        .env_remove("MQSCOPE_HUGEPAGES_REEXEC")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     if opt_out {
@@ -76,22 +82,76 @@ fn reexecs_with_huge_pages_only_in_madvise_mode() {
     let expect = mode.contains("[madvise]") && cfg!(target_env = "gnu");
 
     for opt_out in [false, true] {
-        let mut child = start(&fifo, opt_out);
+        let child = start(&fifo, opt_out);
         let env = settled_environ(&child, &fifo);
-        let has = env.iter().any(|v| v == TUNABLE);
+        let want = expect && !opt_out;
+        let has = |x: &str| env.iter().any(|v| v == x);
         assert_eq!(
-            has,
-            expect && !opt_out,
+            has(TUNABLE),
+            want,
             "opt_out {opt_out}, THP mode {mode:?}: {env:?}"
         );
-        // Let it go: a writer that closes at once gives it an empty file.
-        drop(std::fs::OpenOptions::new().write(true).open(&fifo).unwrap());
-        let t0 = Instant::now();
-        while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
+        assert_eq!(has(MARKER), want, "{env:?}");
+        finish(child, &fifo);
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Let the parked process go (a writer that closes at once gives it an empty file).
+fn finish(mut child: Child, fifo: &Path) {
+    drop(std::fs::OpenOptions::new().write(true).open(fifo).unwrap());
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() && t0.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// As the container runs it: a non-root user and `cap_net_raw` as a file capability,
+/// so glibc's secure mode (which strips the tunable). The binary must not re-execute
+/// (before this was handled it exec'd itself in a loop). Needs root (CI is) to set
+/// the capability and switch user.
+#[test]
+fn no_reexec_under_a_file_capability() {
+    if !running_as_root() {
+        eprintln!("not root: cannot set a file capability here (CI runs as root)");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("mqscope-hugepages-cap-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("capture.pcap");
+    let made = Command::new("mkfifo")
+        .arg("-m")
+        .arg("666")
+        .arg(&fifo)
+        .status();
+    assert!(made.unwrap().success());
+    let bin = dir.join("mqscope");
+    std::fs::copy(env!("CARGO_BIN_EXE_mqscope"), &bin).unwrap();
+    let set = Command::new("setcap")
+        .arg("cap_net_raw+ep")
+        .arg(&bin)
+        .status();
+    assert!(
+        set.is_ok_and(|s| s.success()),
+        "setcap (libcap2-bin) on {}",
+        bin.display()
+    );
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin);
+    let child = start_with(c, &fifo, false);
+    let env = settled_environ(&child, &fifo);
+    assert!(!env.iter().any(|v| v == MARKER || v == TUNABLE), "{env:?}");
+    finish(child, &fifo);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn running_as_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
 }
