@@ -175,6 +175,20 @@ impl<K: FifoKey, V> FifoMap<K, V> {
         }
     }
 
+    /// Starts fetching the index line of the entry `n` positions behind the front. For
+    /// loops that pop many entries (expiry): each pop probes the index at a random
+    /// place, and prefetching a few entries ahead lets those misses overlap.
+    #[inline]
+    pub fn prefetch_behind_front(&self, n: usize) {
+        let pos = self.head.wrapping_add(n);
+        if pos >= self.tail {
+            return;
+        }
+        if let Some(Some((k, _))) = self.ring.get(pos & self.mask()) {
+            self.prefetch(k);
+        }
+    }
+
     /// Ring slot of `k`, valid until that entry is removed or the map is rebuilt (any
     /// insert may rebuild it).
     #[inline]
