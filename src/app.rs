@@ -326,6 +326,17 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
     let bound = std_listener.local_addr()?;
     let listener = tokio::net::TcpListener::from_std(std_listener)?;
     rt.spawn(crate::export::http::serve(listener, metrics.clone()));
+    // Huge pages for the observation state where the re-exec could not give them (the
+    // image's file capability: see `hugepages`).
+    if crate::hugepages::should_advise() {
+        rt.spawn(async {
+            loop {
+                let n = crate::hugepages::advise_heap();
+                tracing::debug!(bytes = n, "heap advised for transparent huge pages");
+                tokio::time::sleep(crate::hugepages::ADVISE_EVERY).await;
+            }
+        });
+    }
     tracing::info!(listen = %bound, "serving /metrics, /healthz, /readyz");
 
     // Alert receivers run as tasks on this thread's runtime; the processing thread only

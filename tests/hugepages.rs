@@ -118,9 +118,7 @@ fn no_reexec_under_a_file_capability() {
         eprintln!("not root: cannot set a file capability here (CI runs as root)");
         return;
     }
-    let dir = std::env::temp_dir().join(format!("mqscope-hugepages-cap-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
+    let (dir, bin) = capped_copy("cap");
     let fifo = dir.join("capture.pcap");
     let made = Command::new("mkfifo")
         .arg("-m")
@@ -128,6 +126,22 @@ fn no_reexec_under_a_file_capability() {
         .arg(&fifo)
         .status();
     assert!(made.unwrap().success());
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin);
+    let child = start_with(c, &fifo, false);
+    let env = settled_environ(&child, &fifo);
+    assert!(!env.iter().any(|v| v == MARKER || v == TUNABLE), "{env:?}");
+    finish(child, &fifo);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A fresh directory and in it a copy of the binary with `cap_net_raw` as a file
+/// capability (as in the container image).
+fn capped_copy(tag: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let dir = std::env::temp_dir().join(format!("mqscope-hugepages-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
     let bin = dir.join("mqscope");
     std::fs::copy(env!("CARGO_BIN_EXE_mqscope"), &bin).unwrap();
     let set = Command::new("setcap")
@@ -139,14 +153,7 @@ fn no_reexec_under_a_file_capability() {
         "setcap (libcap2-bin) on {}",
         bin.display()
     );
-    let mut c = Command::new("setpriv");
-    c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&bin);
-    let child = start_with(c, &fifo, false);
-    let env = settled_environ(&child, &fifo);
-    assert!(!env.iter().any(|v| v == MARKER || v == TUNABLE), "{env:?}");
-    finish(child, &fifo);
-    let _ = std::fs::remove_dir_all(&dir);
+    (dir, bin)
 }
 
 fn running_as_root() -> bool {
@@ -154,4 +161,55 @@ fn running_as_root() -> bool {
         .unwrap_or_default()
         .lines()
         .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+}
+
+/// The sidecar's fallback: `mqscope run` as the container runs it (non-root, file
+/// capability, so no re-exec) advises its heap for huge pages, and says so.
+#[test]
+fn sidecar_advises_its_heap_under_a_file_capability() {
+    if !running_as_root() {
+        eprintln!("not root: cannot set a file capability here (CI runs as root)");
+        return;
+    }
+    let (dir, bin) = capped_copy("run");
+    let mode =
+        std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&bin)
+        .args(["run", "--interface", "lo", "--ports", "1", "--no-broker"])
+        .args(["--listen", "127.0.0.1:0", "--log-level", "debug"])
+        .env_remove("GLIBC_TUNABLES")
+        .env_remove("MQSCOPE_NO_HUGEPAGES")
+        .env_remove("MQSCOPE_HUGEPAGES_REEXEC")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    let t0 = Instant::now();
+    let (mut started, mut advised) = (false, false);
+    while t0.elapsed() < Duration::from_secs(10) && !(started && advised) {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            started |= l.contains("capture started");
+            advised |= l.contains("heap advised for transparent huge pages");
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        started,
+        "capture started as non-root with the file capability"
+    );
+    assert_eq!(advised, mode.contains("[madvise]"), "THP mode {mode:?}");
 }
