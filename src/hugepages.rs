@@ -22,10 +22,9 @@
 //! mode: the loader strips this tunable from `GLIBC_TUNABLES`, so the re-executed
 //! process would not see it and would exec again, forever. That mode is detected
 //! (`AT_SECURE`) and left alone, and the marker variable stops any other way back into
-//! the loop. The hardened sidecar therefore runs with 4 KiB pages; a root or
-//! capability-less run (replay, the demo, `mqscope run` as root) gets huge pages.
+//! the loop.
 //!
-//! The sidecar instead. `mqscope run` calls `advise_heap` at start and every
+//! The sidecar instead. There, `mqscope run` calls `advise_heap` at start and every
 //! `ADVISE_EVERY` when the tunable is not in force: it marks the process's large
 //! anonymous mappings (the `[heap]` and big `mmap`s, not thread stacks) with
 //! `MADV_HUGEPAGE`; ranges not yet touched then fault in as huge pages and khugepaged
@@ -36,8 +35,9 @@
 
 /// The environment variable glibc reads its tunables from.
 const VAR: &str = "GLIBC_TUNABLES";
-/// The tunable: back `malloc`'s memory with transparent huge pages (glibc 2.35+; an
-/// older glibc ignores it).
+/// The tunable's name, and the setting: back `malloc`'s memory with transparent huge
+/// pages (glibc 2.35+; an older glibc ignores it).
+const TUNABLE_NAME: &str = "glibc.malloc.hugetlb";
 const TUNABLE: &str = "glibc.malloc.hugetlb=1";
 /// Set (to anything) to keep the default pages.
 pub const OPT_OUT: &str = "MQSCOPE_NO_HUGEPAGES";
@@ -86,27 +86,33 @@ pub fn ranges_to_advise(maps: &str) -> Vec<(u64, u64)> {
     out
 }
 
+/// The kernel's transparent-huge-page mode line (the bracketed word is the mode;
+/// `madvise`, huge pages on request, is the one where asking changes anything).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn thp_mode() -> String {
+    std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled").unwrap_or_default()
+}
+
+/// Secure-execution mode (setuid, or file capabilities): glibc ignores tunables.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn secure_mode() -> bool {
+    // SAFETY: `getauxval` only reads the auxiliary vector the kernel passed in.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
 /// Whether `mqscope run` should call `advise_heap`: the kernel gives huge pages on
 /// request and no `glibc.malloc.hugetlb` tunable is in force (secure mode strips it;
 /// an operator's own value is respected), unless opted out.
 pub fn should_advise() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        if std::env::var_os(OPT_OUT).is_some() {
+        if std::env::var_os(OPT_OUT).is_some() || !thp_mode().contains("[madvise]") {
             return false;
         }
-        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-            .unwrap_or_default();
-        if !mode.contains("[madvise]") {
-            return false;
-        }
-        // SAFETY: `getauxval` only reads the auxiliary vector the kernel passed in.
-        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
         // Outside secure mode a `glibc.malloc.hugetlb` in the environment is in force
         // (ours, or the operator's choice, which stands).
-        let set = std::env::var_os(VAR)
-            .is_some_and(|v| v.to_string_lossy().contains("glibc.malloc.hugetlb"));
-        secure || !set
+        let set = std::env::var_os(VAR).is_some_and(|v| v.to_string_lossy().contains(TUNABLE_NAME));
+        secure_mode() || !set
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     {
@@ -154,7 +160,7 @@ pub fn tunables_to_set(
     match current {
         None => Some(TUNABLE.to_owned()),
         Some(Some(v)) if v.trim().is_empty() => Some(TUNABLE.to_owned()),
-        Some(Some(v)) if v.contains("glibc.malloc.hugetlb") => None,
+        Some(Some(v)) if v.contains(TUNABLE_NAME) => None,
         // Tunables are colon-separated.
         Some(Some(v)) => Some(format!("{v}:{TUNABLE}")),
         // Not UTF-8: leave the operator's setting alone.
@@ -169,17 +175,13 @@ pub fn reexec_with_huge_pages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use std::os::unix::process::CommandExt;
-        // SAFETY: `getauxval` only reads the auxiliary vector the kernel passed in.
-        let secure = unsafe { libc::getauxval(libc::AT_SECURE) } != 0;
-        if secure || std::env::var_os(MARKER).is_some() {
+        if secure_mode() || std::env::var_os(MARKER).is_some() {
             return;
         }
         let opt_out = std::env::var_os(OPT_OUT).is_some();
         let cur = std::env::var_os(VAR);
         let current = cur.as_ref().map(|v| v.to_str());
-        let mode = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
-            .unwrap_or_default();
-        let Some(value) = tunables_to_set(current, &mode, opt_out) else {
+        let Some(value) = tunables_to_set(current, &thp_mode(), opt_out) else {
             return;
         };
         let Ok(exe) = std::env::current_exe() else {

@@ -21,8 +21,8 @@
 //! | [`export`] | Prometheus `/metrics`, `/healthz`, `/readyz`; OTLP (metrics + log records); Azure Monitor Logs Ingestion; alerts (Alertmanager-style model, hit → fired/resolved edges, receivers with queue, retries, spool). |
 //! | [`config`] | The `mqscope run` TOML file: typed sections, every error at once with `section.key` and line, command-line overrides. |
 //! | [`app`] | `mqscope run`: capture thread → processing thread (dissect + observe + rules + anomalies + `$SYS`), alert and log outputs, snapshot hook for the exporters, signals and bounded shutdown. |
-//! | [`cli`] | Command-line parsing and exit codes; `main.rs` only calls `cli::main`. |
-//! | [`hugepages`] | `main.rs` first re-executes with glibc's huge-page tunable when the kernel gives huge pages only on request (the observation state is TLB-bound). |
+//! | [`cli`] | Command-line parsing and exit codes; `main.rs` calls `cli::main` (after `hugepages`). |
+//! | [`hugepages`] | Transparent huge pages for the TLB-bound observation state: `main.rs` first re-executes with glibc's huge-page tunable; where that cannot work (file capability) `run` advises its mappings. |
 
 pub mod app;
 pub mod broker;

@@ -162,18 +162,15 @@ impl Topics {
     /// visits every group would otherwise scan the whole queue once per group: with
     /// 10 000 groups, half of the anomaly engine's per-bucket pass).
     pub(super) fn queued_ids(&self) -> QueuedIds {
-        let mut ids = QueuedIds {
-            ids: [0; QUEUE_CAP],
-            n: 0,
-        };
-        for (dst, q) in ids.ids.iter_mut().zip(self.queue.iter()) {
+        let mut ids = [0; QUEUE_CAP];
+        let n = self.queue.len().min(QUEUE_CAP);
+        for (dst, q) in ids.iter_mut().zip(&self.queue) {
             *dst = q.g.0;
-            ids.n += 1;
         }
-        if let Some(v) = ids.ids.get_mut(..ids.n) {
+        if let Some(v) = ids.get_mut(..n) {
             v.sort_unstable();
         }
-        ids
+        QueuedIds { ids, n }
     }
 
     /// `view`, told which groups have queued updates (`None`: look through the queue).

@@ -15,10 +15,6 @@ use super::fifo::FifoMap;
 use crate::observe::sketch::Sketch;
 use crate::observe::types::GroupId;
 
-/// Expiry pops a second's worth of messages at once; each pop's index probe is
-/// prefetched this many entries ahead.
-const EXPIRY_AHEAD: usize = 8;
-
 /// Fixed seed: the same capture gives the same matches on every run.
 const SEED: u64 = 0x6d71_7363_6f70_6566;
 
@@ -212,15 +208,11 @@ impl Fanout {
             self.last_ts = self.table.iter().map(|(_, e)| e.ts_ns).max().unwrap_or(0);
             return;
         }
-        while let Some((_, e)) = self.table.front() {
-            if e.ts_ns.saturating_add(window) > now_ns {
-                break;
-            }
-            self.table.prefetch_behind_front(EXPIRY_AHEAD);
-            if let Some((_, e)) = self.table.pop_front() {
-                Self::settle(&mut self.counters, e.deliveries);
-            }
-        }
+        let c = &mut self.counters;
+        self.table.pop_front_while(
+            |_, e| e.ts_ns.saturating_add(window) <= now_ns,
+            |_, e| Self::settle(c, e.deliveries),
+        );
     }
 }
 

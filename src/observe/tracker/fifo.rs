@@ -29,6 +29,9 @@
 
 use std::hash::BuildHasher;
 
+/// `pop_front_while` prefetches the index probe of the entry this far behind the front.
+const DRAIN_AHEAD: usize = 8;
+
 /// Smallest ring allocated.
 const MIN_RING: usize = 16;
 
@@ -175,17 +178,29 @@ impl<K: FifoKey, V> FifoMap<K, V> {
         }
     }
 
-    /// Starts fetching the index line of the entry `n` positions behind the front. For
-    /// loops that pop many entries (expiry): each pop probes the index at a random
-    /// place, and prefetching a few entries ahead lets those misses overlap.
-    #[inline]
-    pub fn prefetch_behind_front(&self, n: usize) {
-        let pos = self.head.wrapping_add(n);
-        if pos >= self.tail {
-            return;
-        }
-        if let Some(Some((k, _))) = self.ring.get(pos & self.mask()) {
-            self.prefetch(k);
+    /// Pops front entries while `expired` says so, handing each to `gone`. Each pop
+    /// probes the index at a random place; the probe of the entry `DRAIN_AHEAD` behind
+    /// is started first, so a burst of expiries (a second's worth of fan-out messages)
+    /// overlaps its misses instead of taking them one after another.
+    pub fn pop_front_while(
+        &mut self,
+        mut expired: impl FnMut(&K, &V) -> bool,
+        mut gone: impl FnMut(K, V),
+    ) {
+        while let Some((k, v)) = self.front() {
+            if !expired(k, v) {
+                break;
+            }
+            let ahead = self.head.wrapping_add(DRAIN_AHEAD);
+            if ahead < self.tail
+                && let Some(Some((k, _))) = self.ring.get(ahead & self.mask())
+            {
+                self.prefetch(k);
+            }
+            match self.pop_front() {
+                Some((k, v)) => gone(k, v),
+                None => break,
+            }
         }
     }
 

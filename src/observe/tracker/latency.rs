@@ -144,6 +144,20 @@ pub struct ExchangeStats {
     pub retransmits: u64,
 }
 
+fn stat_in(stats: &mut [ExchangeStats; 10], e: Exchange) -> &mut ExchangeStats {
+    // `Exchange::index` is below 10 by construction; the clamp keeps it panic-free.
+    let i = e.index().min(stats.len() - 1);
+    &mut stats[i]
+}
+
+/// One request never answered: its exchange's count, and the whole QoS 2 flow's.
+fn unanswered_in(stats: &mut [ExchangeStats; 10], stage: Stage) {
+    stat_in(stats, stage.exchange()).unanswered += 1;
+    if stage.is_qos2() {
+        stat_in(stats, Exchange::PublishQos2).unanswered += 1;
+    }
+}
+
 pub struct Latency {
     pub pending: FifoMap<PendKey, Pending>,
     pub stats: [ExchangeStats; 10],
@@ -161,9 +175,7 @@ impl Latency {
     }
 
     fn stat(&mut self, e: Exchange) -> &mut ExchangeStats {
-        // `Exchange::index` is below 10 by construction; `get_mut` keeps it panic-free.
-        let i = e.index().min(self.stats.len() - 1);
-        &mut self.stats[i]
+        stat_in(&mut self.stats, e)
     }
 
     /// Remembers a request. `resend`: the request says it is a retransmission, so an
@@ -207,24 +219,18 @@ impl Latency {
     }
 
     fn count_unanswered(&mut self, stage: Stage) {
-        self.stat(stage.exchange()).unanswered += 1;
-        if stage.is_qos2() {
-            self.stat(Exchange::PublishQos2).unanswered += 1;
-        }
+        unanswered_in(&mut self.stats, stage);
     }
 
     /// Forgets requests older than the timeout, counting them unanswered. Entries are
     /// in arrival order, so this stops at the first young one (a slightly out-of-order
     /// timestamp only delays expiry of the entries behind it).
     pub fn expire(&mut self, now_ns: u64) {
-        while let Some((_, p)) = self.pending.front() {
-            if p.ts_ns.saturating_add(self.timeout_ns) > now_ns {
-                break;
-            }
-            if let Some((k, _)) = self.pending.pop_front() {
-                self.count_unanswered(k.stage);
-            }
-        }
+        let (timeout, stats) = (self.timeout_ns, &mut self.stats);
+        self.pending.pop_front_while(
+            |_, p| p.ts_ns.saturating_add(timeout) <= now_ns,
+            |k, _| unanswered_in(stats, k.stage),
+        );
     }
 
     /// Drops the requests of closed flows, counting them unanswered.
@@ -232,12 +238,11 @@ impl Latency {
         &mut self,
         closed: &std::collections::HashSet<u64, foldhash::fast::RandomState>,
     ) {
-        let mut gone = Vec::new();
-        self.pending
-            .retain(|k, _| !closed.contains(&k.flow), |k, _| gone.push(k.stage));
-        for s in gone {
-            self.count_unanswered(s);
-        }
+        let stats = &mut self.stats;
+        self.pending.retain(
+            |k, _| !closed.contains(&k.flow),
+            |k, _| unanswered_in(stats, k.stage),
+        );
     }
 }
 
