@@ -76,6 +76,7 @@ impl Observer {
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
+            topics: Some(&self.topics),
         };
         self.tracker.tick(now_ns, &mut out);
         self.samples = out.samples;
@@ -144,22 +145,25 @@ impl RecordSink for Observer {
         // through the topics' queue (see `topics::queue`).
         // The topic's index line and the fan-out table's line are fetched while the
         // message is hashed; then the topic index is searched.
-        let (group, msg_hash) = match (&rec.packet, rec.topic) {
+        let (group, exact, msg_hash) = match (&rec.packet, rec.topic) {
             (Ok(Packet::Publish(p)), Some(t)) => {
                 let k = self.topics.key_prefetched(t.bytes());
                 let h = message_hash(t.bytes(), p.payload);
                 self.tracker.prefetch_fanout(h);
-                let g = self.topics.group_for_publish(t.bytes(), k, rec.ts_ns);
-                (Some(g), Some(h))
+                let (g, exact) = self.topics.group_for_publish(t.bytes(), k, rec.ts_ns);
+                (Some(g), exact, Some(h))
             }
-            _ => (None, None),
+            _ => (None, false, None),
         };
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
+            topics: Some(&self.topics),
         };
         match msg_hash {
-            Some(h) => self.tracker.on_record_hashed(rec, group, h, &mut out),
+            Some(h) => self
+                .tracker
+                .on_record_hashed(rec, group, exact, h, &mut out),
             None => self.tracker.on_record(rec, group, &mut out),
         }
         self.samples = out.samples;
@@ -185,6 +189,7 @@ impl RecordSink for Observer {
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
+            topics: Some(&self.topics),
         };
         self.tracker.on_flow_closed(flow, ts_ns, why, &mut out);
         self.samples = out.samples;

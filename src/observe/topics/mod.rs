@@ -316,16 +316,23 @@ impl Topics {
     /// right after: a topic with an exact group is answered from the index alone,
     /// without touching the group (`record_publish` marks it used, through the queue
     /// that fetches its lines; see `queue`). Other topics go through `group_of`'s path.
+    /// Also says whether the group is the exact topic (known here without reading it).
     #[inline]
-    pub(crate) fn group_for_publish(&mut self, topic: &[u8], k: TopicKey, now_ns: u64) -> GroupId {
+    pub(crate) fn group_for_publish(
+        &mut self,
+        topic: &[u8],
+        k: TopicKey,
+        now_ns: u64,
+    ) -> (GroupId, bool) {
         // Index entries name live groups (eviction removes them first).
         if let Some(g) = self.exact.get(k.h1, k.h2) {
-            return g;
+            return (g, true);
         }
         if let Some(g) = self.cached_route(k, now_ns) {
-            return g;
+            return (g, false);
         }
-        self.admit(topic, k, now_ns)
+        let g = self.admit(topic, k, now_ns);
+        (g, self.group_kind(g) == GroupKind::Exact)
     }
 
     /// Whether a new topic could get an exact group at `now_ns` (room, or possibly an
@@ -643,6 +650,13 @@ impl Topics {
     /// Name of a live group (topic, template or `__other__`); "" for a stale id.
     pub fn group_name(&self, g: GroupId) -> &str {
         self.get(g).map_or("", Group::name)
+    }
+
+    /// The topic of a live exact group (its name); `None` for other kinds and stale ids.
+    pub fn exact_topic(&self, g: GroupId) -> Option<&str> {
+        self.get(g)
+            .filter(|s| s.kind == GroupKind::Exact)
+            .map(Group::name)
     }
 
     /// Kind of a live group; `Other` for a stale id.

@@ -205,7 +205,7 @@ impl Topics {
 mod tests {
     use crate::mqtt::Direction;
     use crate::observe::topics::Topics;
-    use crate::observe::{Exchange, ObserveConfig};
+    use crate::observe::{Exchange, GroupKind, ObserveConfig};
 
     const S: u64 = 1_000_000_000;
 
@@ -235,9 +235,11 @@ mod tests {
             let ts = step * S / 10 + if step % 700 == 699 { 20 * 60 * S } else { 0 };
             let ts = ts + (step / 700) * 20 * 60 * S;
             let k = q.key_prefetched(t.as_bytes());
-            let gq = q.group_for_publish(t.as_bytes(), k, ts);
+            let (gq, exact) = q.group_for_publish(t.as_bytes(), k, ts);
             let gi = i.group_of(t.as_bytes(), ts);
             assert_eq!(gq, gi, "same grouping");
+            // The exactness it reports without reading the group is the group's kind.
+            assert_eq!(exact, i.group_kind(gi) == GroupKind::Exact, "{t}");
             let dir = if x & 1 == 0 {
                 Direction::C2S
             } else {

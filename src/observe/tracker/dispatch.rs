@@ -7,7 +7,7 @@ use crate::observe::types::{Exchange, GroupId};
 
 use super::events::{event, subscribe_alerts, text};
 use super::fanout::message_hash;
-use super::latency::{Extra, InlineTopic, PendKey, Pending, Stage};
+use super::latency::{Extra, PendKey, Pending, Stage};
 use super::{LatencySample, Tracker, TrackerOutput, hash_with_tag};
 
 /// SUBSCRIBE / UNSUBSCRIBE filter lists kept for matching their acks are cut here.
@@ -33,11 +33,20 @@ fn filter_hash(f: &[u8]) -> u64 {
     hash_with_tag(3, f)
 }
 
+/// What the caller knows about a PUBLISH record beyond its group.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct PublishCtx {
+    /// The group is the exact topic (its name is the topic).
+    pub exact: bool,
+    /// `message_hash(topic, payload)`, when already computed.
+    pub msg_hash: Option<u64>,
+}
+
 pub(super) fn on_record(
     t: &mut Tracker,
     rec: &MqttRecord<'_>,
     group: Option<GroupId>,
-    msg_hash: Option<u64>,
+    pc: PublishCtx,
     out: &mut TrackerOutput<'_>,
 ) {
     t.n.packets += 1;
@@ -104,7 +113,7 @@ pub(super) fn on_record(
         out.events.push(ev);
     }
     match pkt {
-        Packet::Publish(p) => publish(t, slot, rec, p, group, msg_hash, out),
+        Packet::Publish(p) => publish(t, slot, rec, p, group, pc, out),
         Packet::PubAck(a) => ack(t, rec, a, Stage::Qos1, out),
         Packet::PubRec(a) => ack(t, rec, a, Stage::Q2Rec, out),
         Packet::PubRel(a) => ack(t, rec, a, Stage::Q2Rel, out),
@@ -172,14 +181,16 @@ fn publish(
     rec: &MqttRecord<'_>,
     p: &Publish<'_>,
     group: Option<GroupId>,
-    msg_hash: Option<u64>,
+    pc: PublishCtx,
     out: &mut TrackerOutput<'_>,
 ) {
+    let mut level = 0;
     if let Some(conn) = t.conns.at_mut(slot) {
         match rec.dir {
             Direction::C2S => conn.msgs_in += 1,
             Direction::S2C => conn.msgs_out += 1,
         }
+        level = conn.level;
     }
     let topic = rec.topic.map_or(p.topic.0, |t| t.0);
     // QoS 3 is invalid (reported as a violation): no exchange to time.
@@ -189,18 +200,21 @@ fn publish(
         _ => None,
     };
     if let (Some(stage), Some(pid)) = (stage, p.packet_id) {
-        let pe = pending(
-            rec.ts_ns,
-            Some(rec.ts_ns),
-            group,
-            Extra::Topic(InlineTopic::new(topic)),
-        );
+        // The topic, for a refusal to name (see `Extra::Topic`): 3.x acks cannot refuse,
+        // an exact group names it at refusal time; only the rest is copied.
+        let named = pc.exact && group.is_some();
+        let extra = if named || matches!(level, 3 | 4) {
+            Extra::None
+        } else {
+            Extra::Topic(topic.into())
+        };
+        let pe = pending(rec.ts_ns, Some(rec.ts_ns), group, extra);
         // dup=1: a re-send; the first send time is kept so one message is timed once.
         t.lat.start(key(rec, stage, rec.dir, pid), pe, p.dup);
     }
     // Fan-out needs the real topic; an unresolved alias gives none.
     if let Some(tp) = rec.topic {
-        let h = msg_hash.unwrap_or_else(|| message_hash(tp.0, p.payload));
+        let h = pc.msg_hash.unwrap_or_else(|| message_hash(tp.0, p.payload));
         match rec.dir {
             Direction::C2S => t.fan.inbound(h, rec.ts_ns, group, p.dup),
             Direction::S2C => {
@@ -239,13 +253,18 @@ fn ack(
             let conn = t.conns.get(&rec.flow.id);
             let mut ev = event(rec, conn, EventKind::PublishRefused);
             ev.code = Some(code);
-            if let Some(Pending {
-                extra: Extra::Topic(tp),
-                ..
-            }) = &got
-            {
-                ev.topic = Some(tp.text());
-            }
+            ev.topic = match &got {
+                Some(Pending {
+                    extra: Extra::Topic(tp),
+                    ..
+                }) => Some(text(tp)),
+                Some(p) => p
+                    .group
+                    .zip(out.topics)
+                    .and_then(|(g, topics)| topics.exact_topic(g))
+                    .map(String::from),
+                None => None,
+            };
             out.events.push(ev);
         }
         // PUBREC accepted: the publisher's PUBREL comes next.

@@ -76,45 +76,15 @@ impl FifoKey for PendKey {
     }
 }
 
-/// The start of a topic, kept inline so remembering a PUBLISH allocates nothing; used
-/// only to name the topic in a `PublishRefused` event.
-#[derive(Clone, Copy, Debug)]
-pub struct InlineTopic {
-    len: u8,
-    /// The topic was longer than the buffer.
-    cut: bool,
-    buf: [u8; 46],
-}
-
-impl InlineTopic {
-    pub fn new(t: &[u8]) -> InlineTopic {
-        let mut buf = [0u8; 46];
-        let n = t.len().min(buf.len());
-        if let (Some(dst), Some(src)) = (buf.get_mut(..n), t.get(..n)) {
-            dst.copy_from_slice(src);
-        }
-        InlineTopic {
-            len: n as u8,
-            cut: t.len() > n,
-            buf,
-        }
-    }
-
-    pub fn text(&self) -> String {
-        let b = self.buf.get(..usize::from(self.len)).unwrap_or(&[]);
-        let mut s = String::from_utf8_lossy(b).into_owned();
-        if self.cut {
-            s.push('…');
-        }
-        s
-    }
-}
-
 /// What a pending request remembers beyond its time.
 #[derive(Debug)]
 pub enum Extra {
     None,
-    Topic(InlineTopic),
+    /// The topic of a PUBLISH, whole, to name it in a `PublishRefused` event, kept only
+    /// when nothing else can name it later: its group is not the exact topic (beyond
+    /// the exact-topic cap) and the connection may be MQTT 5 (3.x acks carry no reason
+    /// code, so they never refuse). An exact group names its topic itself.
+    Topic(Box<[u8]>),
     /// Raw filter list of a SUBSCRIBE / UNSUBSCRIBE (rare: allocation is fine), to name
     /// a refused filter by position and to track subscriptions held.
     Filters(Box<[u8]>),

@@ -38,6 +38,7 @@ use crate::capture::CloseReason;
 use crate::dissect::{FlowMeta, MqttRecord};
 use crate::observe::config::ObserveConfig;
 use crate::observe::event::EventQueue;
+use crate::observe::topics::Topics;
 use crate::observe::types::{Exchange, GroupId};
 
 pub use activity::{ClientActivity, ExchangeTotals};
@@ -68,6 +69,8 @@ pub struct LatencySample {
 pub struct TrackerOutput<'q> {
     pub samples: Vec<LatencySample>,
     pub events: &'q mut EventQueue,
+    /// The topic groups, to name the topic of a refused PUBLISH from its exact group.
+    pub topics: Option<&'q Topics>,
 }
 
 impl<'q> TrackerOutput<'q> {
@@ -75,6 +78,7 @@ impl<'q> TrackerOutput<'q> {
         TrackerOutput {
             samples: Vec::new(),
             events,
+            topics: None,
         }
     }
 }
@@ -137,20 +141,26 @@ impl Tracker {
         group: Option<GroupId>,
         out: &mut TrackerOutput<'_>,
     ) {
-        dispatch::on_record(self, rec, group, None, out)
+        dispatch::on_record(self, rec, group, dispatch::PublishCtx::default(), out)
     }
 
     /// `on_record` for a PUBLISH whose `message_hash(topic, payload)` the caller has
     /// already computed (it must be that hash): the caller hashes early and calls
     /// `prefetch_fanout` so the fan-out table's line arrives while it does other work.
+    /// `exact`: `group` is the PUBLISH's exact topic (so `out.topics` can name it).
     pub fn on_record_hashed(
         &mut self,
         rec: &MqttRecord<'_>,
         group: Option<GroupId>,
+        exact: bool,
         msg_hash: u64,
         out: &mut TrackerOutput<'_>,
     ) {
-        dispatch::on_record(self, rec, group, Some(msg_hash), out)
+        let p = dispatch::PublishCtx {
+            exact,
+            msg_hash: Some(msg_hash),
+        };
+        dispatch::on_record(self, rec, group, p, out)
     }
 
     /// Starts fetching the fan-out table's index line for message hash `h`.
@@ -223,7 +233,7 @@ impl Tracker {
                 .pending
                 .iter()
                 .map(|(_, p)| match &p.extra {
-                    latency::Extra::Filters(b) => b.len(),
+                    latency::Extra::Filters(b) | latency::Extra::Topic(b) => b.len(),
                     _ => 0,
                 })
                 .sum::<usize>()
