@@ -1,7 +1,9 @@
 //! A refused PUBLISH (MQTT 5 PUBACK / PUBREC with a reason code >= 0x80) names its whole
 //! topic in the `publish_refused` event, whether the topic holds an exact group (named
 //! from the group) or lies beyond the exact-topic cap (the topic is kept with the
-//! request). ISA-95 topics are longer than the 46 bytes once kept.
+//! request). ISA-95 topics are longer than the 46 bytes once kept. A kept topic is cut at
+//! 256 bytes (the longest exact group name), so clients sending 64 KB topics cannot make
+//! the pending-request table hold megabytes.
 
 use std::net::SocketAddr;
 
@@ -107,8 +109,8 @@ fn ack(pid: u16, code: u8) -> Ack<'static> {
     }
 }
 
-/// Publishes each topic at QoS `qos`, refused with `code`; returns the refusals' topics.
-fn refused_topics(cfg: &ObserveConfig, topics: &[&str], qos: u8, code: u8) -> Vec<String> {
+/// An observer with one MQTT 5 connection, CONNECT and CONNACK seen.
+fn connected(cfg: &ObserveConfig) -> (Dissector, Observer, Conn) {
     let mut d = Dissector::new(DissectConfig::default());
     let mut obs = Observer::new(cfg).unwrap();
     let mut k = Conn::open(&mut d, &mut obs, 40001);
@@ -119,6 +121,12 @@ fn refused_topics(cfg: &ObserveConfig, topics: &[&str], qos: u8, code: u8) -> Ve
         properties: Properties::default(),
     };
     k.send(&mut d, &mut obs, false, Packet::ConnAck(ca));
+    (d, obs, k)
+}
+
+/// Publishes each topic at QoS `qos`, refused with `code`; returns the refusals' topics.
+fn refused_topics(cfg: &ObserveConfig, topics: &[&str], qos: u8, code: u8) -> Vec<String> {
+    let (mut d, mut obs, mut k) = connected(cfg);
     for (i, t) in topics.iter().enumerate() {
         let pid = i as u16 + 1;
         k.send(&mut d, &mut obs, true, publish(t, qos, pid));
@@ -175,4 +183,30 @@ fn a_topic_beyond_the_exact_cap_is_named_whole() {
         refused_topics(&cfg, &["first", LONG, LONGER], 2, 0x80),
         ["first", LONG, LONGER]
     );
+}
+
+#[test]
+fn a_topic_longer_than_a_group_name_is_cut_and_marked() {
+    // 1000 bytes: longer than any exact group's name (256), so it is kept with the
+    // request, cut to 256 bytes and marked.
+    let long = "a/".repeat(500);
+    let got = refused_topics(&ObserveConfig::default(), &[&long], 1, 0x87);
+    assert_eq!(got, [format!("{}…", &long[..256])]);
+}
+
+#[test]
+fn long_topics_of_unanswered_requests_do_not_grow_memory() {
+    // 1000 QoS 1 PUBLISHes with 20 KB topics (MQTT allows 64 KB), never acknowledged:
+    // kept whole they would pin 20 MB; cut, at most 1000 x 256 bytes.
+    let (mut d, mut obs, mut k) = connected(&ObserveConfig::default());
+    let before = obs.mem_bytes();
+    let long = "x".repeat(20_000);
+    for i in 0..1000u16 {
+        k.send(&mut d, &mut obs, true, publish(&long, 1, i + 1));
+    }
+    let grown = obs.mem_bytes() - before;
+    assert!(grown < 1_000_000, "observation state grew by {grown} bytes");
+    // The requests are really pending (so their topics are held).
+    let pending = obs.tracker().snapshot(k.t).tables.pending_requests;
+    assert_eq!(pending, 1000);
 }

@@ -13,6 +13,11 @@ use super::{LatencySample, Tracker, TrackerOutput, hash_with_tag};
 /// SUBSCRIBE / UNSUBSCRIBE filter lists kept for matching their acks are cut here.
 const MAX_KEPT_FILTERS_BYTES: usize = 4096;
 
+/// A PUBLISH topic kept with its request (`Extra::Topic`) is cut here: the longest topic
+/// that gets an exact group (`topics::MAX_NAME_LEN`), so 50 000 pending requests hold at
+/// most ~13 MB of topics.
+const MAX_KEPT_TOPIC_BYTES: usize = crate::observe::topics::MAX_NAME_LEN;
+
 fn other(d: Direction) -> Direction {
     match d {
         Direction::C2S => Direction::S2C,
@@ -206,7 +211,8 @@ fn publish(
         let extra = if named || matches!(level, 3 | 4) {
             Extra::None
         } else {
-            Extra::Topic(topic.into())
+            let kept = topic.get(..MAX_KEPT_TOPIC_BYTES).unwrap_or(topic);
+            Extra::Topic(kept.into(), kept.len() < topic.len())
         };
         let pe = pending(rec.ts_ns, Some(rec.ts_ns), group, extra);
         // dup=1: a re-send; the first send time is kept so one message is timed once.
@@ -255,9 +261,15 @@ fn ack(
             ev.code = Some(code);
             ev.topic = match &got {
                 Some(Pending {
-                    extra: Extra::Topic(tp),
+                    extra: Extra::Topic(tp, cut),
                     ..
-                }) => Some(text(tp)),
+                }) => {
+                    let mut s = text(tp);
+                    if *cut {
+                        s.push('…');
+                    }
+                    Some(s)
+                }
                 Some(p) => p
                     .group
                     .zip(out.topics)

@@ -83,8 +83,10 @@ pub enum Extra {
     /// The topic of a PUBLISH, whole, to name it in a `PublishRefused` event, kept only
     /// when nothing else can name it later: its group is not the exact topic (beyond
     /// the exact-topic cap) and the connection may be MQTT 5 (3.x acks carry no reason
-    /// code, so they never refuse). An exact group names its topic itself.
-    Topic(Box<[u8]>),
+    /// code, so they never refuse). An exact group names its topic itself. At most
+    /// `MAX_KEPT_TOPIC_BYTES` are kept (`true`: cut), so the pending table stays small
+    /// however long the topics a client sends (up to 64 KB each on the wire).
+    Topic(Box<[u8]>, bool),
     /// Raw filter list of a SUBSCRIBE / UNSUBSCRIBE (rare: allocation is fine), to name
     /// a refused filter by position and to track subscriptions held.
     Filters(Box<[u8]>),

@@ -233,7 +233,7 @@ impl Tracker {
                 .pending
                 .iter()
                 .map(|(_, p)| match &p.extra {
-                    latency::Extra::Filters(b) | latency::Extra::Topic(b) => b.len(),
+                    latency::Extra::Filters(b) | latency::Extra::Topic(b, _) => b.len(),
                     _ => 0,
                 })
                 .sum::<usize>()
