@@ -142,29 +142,35 @@ impl RecordSink for Observer {
             self.tick(rec.ts_ns);
         }
         // A PUBLISH's group comes from the topic map alone; its statistics are updated
-        // through the topics' queue (see `topics::queue`).
-        // The topic's index line and the fan-out table's line are fetched while the
-        // message is hashed; then the topic index is searched.
-        let (group, exact, msg_hash) = match (&rec.packet, rec.topic) {
+        // through the topics' queue (see `topics::queue`). The same index entry says
+        // whether the message takes part in fan-out matching: only then is it hashed
+        // (payloads run to 64 KB; most topics of a telemetry fleet have no subscriber
+        // on this broker, their data leaves through rules and bridges).
+        let (routed, group, exact, fanout) = match (&rec.packet, rec.topic) {
             (Ok(Packet::Publish(p)), Some(t)) => {
                 let k = self.topics.key_prefetched(t.bytes());
-                let h = message_hash(t.bytes(), p.payload);
-                self.tracker.prefetch_fanout(h);
-                let (g, exact) = self.topics.group_for_publish(t.bytes(), k, rec.ts_ns);
-                (Some(g), exact, Some(h))
+                let r = self
+                    .topics
+                    .group_for_publish(t.bytes(), k, rec.dir, rec.ts_ns);
+                let h = r.fanout.then(|| {
+                    let h = message_hash(t.bytes(), p.payload);
+                    self.tracker.prefetch_fanout(h);
+                    h
+                });
+                (true, Some(r.g), r.exact, h)
             }
-            _ => (None, false, None),
+            _ => (false, None, false, None),
         };
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
             topics: Some(&self.topics),
         };
-        match msg_hash {
-            Some(h) => self
-                .tracker
-                .on_record_hashed(rec, group, exact, h, &mut out),
-            None => self.tracker.on_record(rec, group, &mut out),
+        if routed {
+            self.tracker
+                .on_record_routed(rec, group, exact, fanout, &mut out);
+        } else {
+            self.tracker.on_record(rec, group, &mut out);
         }
         self.samples = out.samples;
         if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {

@@ -5,9 +5,12 @@
 //! such handle.
 //!
 //! An entry holds the first hash of the fingerprint (`h1`, forced odd so that 0 marks
-//! an empty entry) and 32 bits of the second: two topics share an entry only if 95 of
-//! their fingerprint bits agree, about n^2 / 2^96 for n topics (1e-17 for a million;
-//! see the module doc of `topics`). Linear probing, deletion by backward shift (no
+//! an empty entry) and 30 bits of the second: two topics share an entry only if 93 of
+//! their fingerprint bits agree, about n^2 / 2^94 for n topics (6e-17 for a million;
+//! see the module doc of `topics`). The other 2 bits of that word are the topic's
+//! fan-out flags (`get_for_fanout`), kept here because a PUBLISH reads this line anyway: the
+//! observer decides from them, before hashing the payload, whether the message can
+//! take part in fan-out matching. Linear probing, deletion by backward shift (no
 //! tombstones), at most 3/4 full (it doubles beyond).
 
 use crate::observe::GroupId;
@@ -17,8 +20,20 @@ use crate::observe::prefetch::prefetch;
 #[repr(C)]
 struct Entry {
     h1: u64,
+    /// 30 bits of the second hash (`H2_MASK`) and the fan-out flags.
     h2: u32,
     gid: u32,
+}
+
+/// A copy of a message on this topic was seen leaving the broker.
+const FAN_OUT_SEEN: u32 = 1 << 31;
+/// A message on this topic entered the fan-out table.
+const FAN_IN_TRACKED: u32 = 1 << 30;
+const H2_MASK: u32 = FAN_IN_TRACKED - 1;
+
+#[inline]
+fn h2_bits(h2: u64) -> u32 {
+    h2 as u32 & H2_MASK
 }
 
 pub struct ExactIndex {
@@ -72,7 +87,7 @@ impl ExactIndex {
 
     #[inline]
     fn find(&self, h1: u64, h2: u64) -> Option<usize> {
-        let (t, h2) = (tag(h1), h2 as u32);
+        let (t, h2) = (tag(h1), h2_bits(h2));
         let m = self.mask();
         let mut i = self.home(h1);
         for _ in 0..self.entries.len() {
@@ -80,7 +95,7 @@ impl ExactIndex {
             if e.h1 == 0 {
                 return None;
             }
-            if e.h1 == t && e.h2 == h2 {
+            if e.h1 == t && e.h2 & H2_MASK == h2 {
                 return Some(i);
             }
             i = (i + 1) & m;
@@ -95,10 +110,33 @@ impl ExactIndex {
             .map(|e| GroupId(e.gid))
     }
 
-    /// Inserts (or replaces) the group of fingerprint `(h1, h2)`.
+    /// The group of `(h1, h2)`, and whether a PUBLISH on it (`outbound`: leaving the
+    /// broker) takes part in fan-out matching, updating the topic's flags. An inbound
+    /// message is remembered only once a copy of one was seen leaving (the topic has
+    /// a subscriber); an outbound copy is looked up only once an inbound message was
+    /// remembered (else nothing can match it).
+    #[inline]
+    pub fn get_for_fanout(&mut self, h1: u64, h2: u64, outbound: bool) -> Option<(GroupId, bool)> {
+        let i = self.find(h1, h2)?;
+        let e = self.entries.get_mut(i)?;
+        let track = if outbound {
+            e.h2 |= FAN_OUT_SEEN;
+            e.h2 & FAN_IN_TRACKED != 0
+        } else {
+            let t = e.h2 & FAN_OUT_SEEN != 0;
+            if t {
+                e.h2 |= FAN_IN_TRACKED;
+            }
+            t
+        };
+        Some((GroupId(e.gid), track))
+    }
+
+    /// Inserts (or replaces) the group of fingerprint `(h1, h2)`, with no fan-out flags.
     pub fn insert(&mut self, h1: u64, h2: u64, g: GroupId) {
         if let Some(e) = self.find(h1, h2).and_then(|i| self.entries.get_mut(i)) {
             e.gid = g.0;
+            e.h2 &= H2_MASK;
             return;
         }
         if (self.len + 1) * 4 > self.entries.len() * 3 {
@@ -106,7 +144,7 @@ impl ExactIndex {
         }
         self.put(Entry {
             h1: tag(h1),
-            h2: h2 as u32,
+            h2: h2_bits(h2),
             gid: g.0,
         });
         self.len += 1;
@@ -185,7 +223,7 @@ mod tests {
             // Few distinct keys (so removals hit), clustered homes (same high bits).
             let k = x % 3000;
             let (h1, h2) = ((k << 40) | (k % 7), k.wrapping_mul(0x9e37_79b9));
-            let key = (tag(h1), h2 as u32);
+            let key = (tag(h1), h2_bits(h2));
             if x >> 62 == 0 {
                 t.remove(h1, h2);
                 m.remove(&key);
@@ -197,11 +235,54 @@ mod tests {
             if step % 5000 == 0 {
                 for k in 0..3000u64 {
                     let (h1, h2) = ((k << 40) | (k % 7), k.wrapping_mul(0x9e37_79b9));
-                    let want = m.get(&(tag(h1), h2 as u32)).map(|&g| GroupId(g));
+                    let want = m.get(&(tag(h1), h2_bits(h2))).map(|&g| GroupId(g));
                     assert_eq!(t.get(h1, h2), want, "key {k}");
                 }
             }
         }
         assert!(t.capacity() * 3 >= t.len() * 4);
+    }
+
+    /// The fan-out flags follow their entry through growth and backward shifts, and a
+    /// new insert of the fingerprint starts without them.
+    #[test]
+    fn fanout_flags_follow_their_entry() {
+        let mut t = ExactIndex::with_capacity(4);
+        // Same home (equal high bits) so removals shift entries back.
+        let fp = |k: u64| {
+            (
+                (7u64 << 40) | (k << 1),
+                k.wrapping_mul(0x9e37_79b9) | (3 << 30),
+            )
+        };
+        for k in 0..3 {
+            let (h1, h2) = fp(k);
+            t.insert(h1, h2, GroupId(k as u32));
+        }
+        let (h1, h2) = fp(1);
+        // Inbound before any copy left: not tracked, and no flag set by it.
+        assert_eq!(t.get_for_fanout(h1, h2, false), Some((GroupId(1), false)));
+        assert_eq!(t.get_for_fanout(h1, h2, false), Some((GroupId(1), false)));
+        // First copy out: nothing was remembered, so nothing to look up.
+        assert_eq!(t.get_for_fanout(h1, h2, true), Some((GroupId(1), false)));
+        // From now on inbound is remembered, and then outbound looked up.
+        assert_eq!(t.get_for_fanout(h1, h2, false), Some((GroupId(1), true)));
+        assert_eq!(t.get_for_fanout(h1, h2, true), Some((GroupId(1), true)));
+        // The flags bits are not fingerprint bits: lookups still find the topic.
+        assert_eq!(t.get(h1, h2), Some(GroupId(1)));
+        // Backward shift after removing the entry before it, then growth.
+        let (r1, r2) = fp(0);
+        t.remove(r1, r2);
+        for k in 3..40 {
+            let (a, b) = fp(k);
+            t.insert(a, b, GroupId(k as u32));
+        }
+        assert_eq!(t.get_for_fanout(h1, h2, true), Some((GroupId(1), true)));
+        // Other topics kept no flags of it.
+        let (a, b) = fp(2);
+        assert_eq!(t.get_for_fanout(a, b, false), Some((GroupId(2), false)));
+        // Re-inserted (a new group for the fingerprint): flags start over.
+        t.insert(h1, h2, GroupId(99));
+        assert_eq!(t.get_for_fanout(h1, h2, false), Some((GroupId(99), false)));
     }
 }

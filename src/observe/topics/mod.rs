@@ -37,9 +37,9 @@
 //! Topic identity. Exact topics are keyed by a fingerprint: two 64-bit hashes with
 //! independent random seeds (foldhash `fast` and `quality`), not by their bytes, so a
 //! lookup compares integers held in the index instead of chasing a pointer to the
-//! stored name. The exact index keeps 95 of its bits (all of the first hash but its
-//! lowest bit, 32 bits of the second); two topics would share a group only if those
-//! collided: with seeds unknown to senders, about n^2 / 2^96 for n topics (1e-17 for a
+//! stored name. The exact index keeps 93 of its bits (all of the first hash but its
+//! lowest bit, 30 bits of the second); two topics would share a group only if those
+//! collided: with seeds unknown to senders, about n^2 / 2^94 for n topics (6e-17 for a
 //! million), far below any other error source here. The routed-topic cache compares
 //! the second hash and half of the first.
 //!
@@ -112,6 +112,19 @@ struct Route {
 /// Routed-topic cache entries: 64 K (1 MB) at the default caps; smaller tables get a
 /// smaller cache (four entries per group slot, at least 1 K).
 const ROUTE_CACHE_MAX: usize = 1 << 16;
+
+/// Where `Topics::group_for_publish` sends a PUBLISH.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct PublishRoute {
+    pub g: GroupId,
+    /// The group is the exact topic (its name is the topic).
+    pub exact: bool,
+    /// The message takes part in fan-out matching. False only for an exact topic
+    /// with no copy seen leaving the broker yet (inbound), or with no inbound message
+    /// remembered yet (outbound): see `ExactIndex::get_for_fanout`. Template and
+    /// `__other__` groups mix topics, so their messages always take part.
+    pub fanout: bool,
+}
 
 /// Progress of one CLOCK lap over the slots for one kind of group.
 #[derive(Clone, Copy)]
@@ -312,27 +325,55 @@ impl Topics {
     }
 
     /// `group_of` for a PUBLISH (topic `topic`, fingerprint `k` from
-    /// `key_prefetched`) that the caller records with `record_publish` (same time)
-    /// right after: a topic with an exact group is answered from the index alone,
-    /// without touching the group (`record_publish` marks it used, through the queue
-    /// that fetches its lines; see `queue`). Other topics go through `group_of`'s path.
-    /// Also says whether the group is the exact topic (known here without reading it).
+    /// `key_prefetched`, travelling `dir`) that the caller records with
+    /// `record_publish` (same time) right after: a topic with an exact group is
+    /// answered from the index alone, without touching the group (`record_publish`
+    /// marks it used, through the queue that fetches its lines; see `queue`). Other
+    /// topics go through `group_of`'s path. Also says, from the same index entry,
+    /// whether the group is the exact topic and whether the message takes part in
+    /// fan-out matching (`PublishRoute::fanout`).
     #[inline]
     pub(crate) fn group_for_publish(
         &mut self,
         topic: &[u8],
         k: TopicKey,
+        dir: Direction,
         now_ns: u64,
-    ) -> (GroupId, bool) {
+    ) -> PublishRoute {
+        let outbound = dir == Direction::S2C;
         // Index entries name live groups (eviction removes them first).
-        if let Some(g) = self.exact.get(k.h1, k.h2) {
-            return (g, true);
+        if let Some((g, fanout)) = self.exact.get_for_fanout(k.h1, k.h2, outbound) {
+            return PublishRoute {
+                g,
+                exact: true,
+                fanout,
+            };
         }
         if let Some(g) = self.cached_route(k, now_ns) {
-            return (g, false);
+            return PublishRoute {
+                g,
+                exact: false,
+                fanout: true,
+            };
         }
         let g = self.admit(topic, k, now_ns);
-        (g, self.group_kind(g) == GroupKind::Exact)
+        if self.group_kind(g) == GroupKind::Exact {
+            // A new topic: its flags start here (an outbound copy marks it).
+            let fanout = self
+                .exact
+                .get_for_fanout(k.h1, k.h2, outbound)
+                .is_some_and(|(_, f)| f);
+            return PublishRoute {
+                g,
+                exact: true,
+                fanout,
+            };
+        }
+        PublishRoute {
+            g,
+            exact: false,
+            fanout: true,
+        }
     }
 
     /// Whether a new topic could get an exact group at `now_ns` (room, or possibly an

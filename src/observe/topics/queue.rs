@@ -234,17 +234,20 @@ mod tests {
             // Time jumps now and then past the idle limit, so groups get evicted.
             let ts = step * S / 10 + if step % 700 == 699 { 20 * 60 * S } else { 0 };
             let ts = ts + (step / 700) * 20 * 60 * S;
-            let k = q.key_prefetched(t.as_bytes());
-            let (gq, exact) = q.group_for_publish(t.as_bytes(), k, ts);
-            let gi = i.group_of(t.as_bytes(), ts);
-            assert_eq!(gq, gi, "same grouping");
-            // The exactness it reports without reading the group is the group's kind.
-            assert_eq!(exact, i.group_kind(gi) == GroupKind::Exact, "{t}");
             let dir = if x & 1 == 0 {
                 Direction::C2S
             } else {
                 Direction::S2C
             };
+            let k = q.key_prefetched(t.as_bytes());
+            let r = q.group_for_publish(t.as_bytes(), k, dir, ts);
+            let gq = r.g;
+            let gi = i.group_of(t.as_bytes(), ts);
+            assert_eq!(gq, gi, "same grouping");
+            // The exactness it reports without reading the group is the group's kind.
+            assert_eq!(r.exact, i.group_kind(gi) == GroupKind::Exact, "{t}");
+            // Groups that mix topics always take part in fan-out matching.
+            assert!(r.exact || r.fanout, "{t}");
             let (qos, retain, dup) = (((x >> 3) % 4) as u8, x & 16 != 0, x & 32 != 0);
             let len = ((x >> 40) % 5000) as usize;
             q.record_publish(gq, dir, x % 7, qos, retain, dup, len, ts);

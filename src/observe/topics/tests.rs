@@ -258,12 +258,14 @@ fn brief_agrees_with_snapshot() {
         // One topic publishes every second exactly (a period to learn), first, so it
         // holds an exact group; the others at jittered times.
         let p = t.key_prefetched(b"beat");
-        let (g, _) = t.group_for_publish(b"beat", p, step * S);
+        let g = t.group_for_publish(b"beat", p, Direction::C2S, step * S).g;
         t.record_publish(g, Direction::C2S, 1, 0, false, false, 10, step * S);
         let topic = format!("site/{}/m{}", (x >> 40) % 6, (x >> 50) % 2);
         let ts = step * S + (x >> 20) % S;
         let k = t.key_prefetched(topic.as_bytes());
-        let (g, _) = t.group_for_publish(topic.as_bytes(), k, ts);
+        let g = t
+            .group_for_publish(topic.as_bytes(), k, Direction::C2S, ts)
+            .g;
         let dir = if x & 3 == 0 {
             Direction::S2C
         } else {

@@ -45,6 +45,9 @@ pub(super) struct PublishCtx {
     pub exact: bool,
     /// `message_hash(topic, payload)`, when already computed.
     pub msg_hash: Option<u64>,
+    /// The message takes no part in fan-out matching (`PublishRoute::fanout`): counted
+    /// only, not hashed.
+    pub untracked: bool,
 }
 
 pub(super) fn on_record(
@@ -219,7 +222,9 @@ fn publish(
         t.lat.start(key(rec, stage, rec.dir, pid), pe, p.dup);
     }
     // Fan-out needs the real topic; an unresolved alias gives none.
-    if let Some(tp) = rec.topic {
+    if rec.topic.is_some() && pc.untracked {
+        t.fan.untracked(rec.dir == Direction::S2C, p.dup, p.retain);
+    } else if let Some(tp) = rec.topic {
         let h = pc.msg_hash.unwrap_or_else(|| message_hash(tp.0, p.payload));
         match rec.dir {
             Direction::C2S => t.fan.inbound(h, rec.ts_ns, group, p.dup),

@@ -7,6 +7,18 @@
 //! the older one have normally left by then). Outbound copies flagged dup (re-sent to a
 //! subscriber) or retain (sent because a subscription was made, MQTT-3.3.1-9, not
 //! because of this publication) give no sample.
+//!
+//! Which messages are remembered. Hashing a payload (up to 64 KB) and remembering it
+//! is the costly part, and wasted on a topic nobody subscribes to: in a telemetry
+//! fleet most topics have no subscriber on the broker (their data leaves through
+//! rules and bridges). So for an exact topic group the observer remembers an inbound
+//! message only once a copy of some message on that topic has been seen leaving the
+//! broker, and looks up an outbound copy only once an inbound message on it was
+//! remembered (`Topics::group_for_publish`, flags in the topic index). The cost: the
+//! messages of a topic published before its first copy out are not timed; they are
+//! counted `untracked` and settled as delivered to nobody (so are the few in flight
+//! when that first copy appears, whose copies count `unmatched`). Template and
+//! `__other__` groups mix many topics and are always remembered.
 
 use std::hash::{BuildHasher, Hasher};
 use std::num::NonZeroU64;
@@ -58,6 +70,9 @@ pub struct FanoutCounters {
     pub replaced: u64,
     /// Inbound messages pushed out because the table was full (not counted above).
     pub evicted: u64,
+    /// Inbound PUBLISHes not remembered: their topic had no copy seen leaving the
+    /// broker yet (see the module doc). Also counted in `delivered_0`.
+    pub untracked: u64,
 }
 
 /// The inbound messages of the last window, in arrival order (a `FifoMap`: a ring
@@ -191,6 +206,23 @@ impl Fanout {
                 self.counters.unmatched += 1;
                 None
             }
+        }
+    }
+
+    /// A PUBLISH that takes no part in matching (see the module doc), inbound or
+    /// `outbound`: counted as `inbound` and `outbound` would, without a lookup. A
+    /// re-sent inbound copy (`dup`) is not a new message.
+    pub fn untracked(&mut self, outbound: bool, dup: bool, retain: bool) {
+        let c = &mut self.counters;
+        match (outbound, dup, retain) {
+            (false, true, _) => {}
+            (false, false, _) => {
+                c.untracked += 1;
+                c.delivered_0 += 1;
+            }
+            (true, true, _) => c.skipped_dup += 1,
+            (true, false, true) => c.skipped_retained += 1,
+            (true, false, false) => c.unmatched += 1,
         }
     }
 

@@ -144,21 +144,24 @@ impl Tracker {
         dispatch::on_record(self, rec, group, dispatch::PublishCtx::default(), out)
     }
 
-    /// `on_record` for a PUBLISH whose `message_hash(topic, payload)` the caller has
-    /// already computed (it must be that hash): the caller hashes early and calls
-    /// `prefetch_fanout` so the fan-out table's line arrives while it does other work.
-    /// `exact`: `group` is the PUBLISH's exact topic (so `out.topics` can name it).
-    pub fn on_record_hashed(
+    /// `on_record` for a PUBLISH whose topic group the caller has routed
+    /// (`Topics::group_for_publish`). `exact`: `group` is the PUBLISH's exact topic (so
+    /// `out.topics` can name it). `fanout`: `Some(message_hash(topic, payload))` when
+    /// the message takes part in fan-out matching (the caller hashes early and calls
+    /// `prefetch_fanout`, so the table's line arrives while it does other work);
+    /// `None` when it cannot (see `PublishRoute::fanout`): it is only counted.
+    pub fn on_record_routed(
         &mut self,
         rec: &MqttRecord<'_>,
         group: Option<GroupId>,
         exact: bool,
-        msg_hash: u64,
+        fanout: Option<u64>,
         out: &mut TrackerOutput<'_>,
     ) {
         let p = dispatch::PublishCtx {
             exact,
-            msg_hash: Some(msg_hash),
+            msg_hash: fanout,
+            untracked: fanout.is_none(),
         };
         dispatch::on_record(self, rec, group, p, out)
     }
