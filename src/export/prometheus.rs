@@ -396,12 +396,13 @@ fn latency(f: &mut Families, snap: &ObserverSnapshot, s: &ObserverSeries) {
     let fo = &snap.tracker.fanout;
     let mut d = f.counter(
         "mqscope_fanout_messages_total",
-        "Inbound PUBLISHes whose fan-out window closed, by copies seen leaving the broker (0, 1, n).",
+        "Inbound PUBLISHes whose fan-out window closed, by copies seen leaving the broker (0, 1, n); untracked: not matched (no copy of its topic seen leaving yet).",
     );
     for (k, v) in [
         ("0", fo.delivered_0),
         ("1", fo.delivered_1),
         ("n", fo.delivered_n),
+        ("untracked", fo.untracked),
     ] {
         d.counter(&[("delivered", k)], v);
     }
