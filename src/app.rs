@@ -261,6 +261,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         .enable_all()
         .build()?;
     let _guard = rt.enter();
+    // SIGTERM and SIGINT are caught from here on, before the slow start-up work: one
+    // that arrives meanwhile (a pod deleted while it starts) is acted on as soon as
+    // start-up is done, instead of killing the process by the default action before
+    // any handler exists, with nothing flushed and no statistics written.
+    let mut signals = StopSignals::catch();
+    tracing::info!(config = %cfg.summary(), "starting");
     let started_ns = now_ns();
     let slot = opts.snapshot.clone().unwrap_or_else(new_snapshot_slot);
     let observer = Observer::new(&cfg.observe)
@@ -414,7 +420,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> Result<(), AppError> {
         .spawn(move || proc.run())?;
 
     let stop = opts.stop.clone().unwrap_or_default();
-    let why = rt.block_on(wait_for_stop(&stop, &worker));
+    let why = rt.block_on(wait_for_stop(&stop, &worker, &mut signals));
     tracing::info!(reason = why, "shutting down");
     // The broker input first: the runtime keeps running below (receivers deliver while
     // processing finishes), and `$SYS` keeps arriving; the capture stops now, so the
@@ -469,26 +475,64 @@ fn start_receivers(cfg: &Config) -> Result<Arc<[Receiver]>, AppError> {
     Ok(out.into())
 }
 
-/// Waits for a signal, the stop handle, or the processing thread ending on its own.
-async fn wait_for_stop(stop: &StopHandle, worker: &JoinHandle<anyhow::Result<()>>) -> &'static str {
+/// The signals that stop `run`, registered when it starts (see there).
+struct StopSignals {
     #[cfg(unix)]
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    /// Must run inside the runtime. A signal received from now on is kept for `next`.
+    fn catch() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// The next signal (pending forever if none can come).
+    async fn next(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            async fn one(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = one(&mut self.term) => "SIGTERM",
+                _ = one(&mut self.int) => "SIGINT",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Waits for a signal, the stop handle, or the processing thread ending on its own.
+async fn wait_for_stop(
+    stop: &StopHandle,
+    worker: &JoinHandle<anyhow::Result<()>>,
+    signals: &mut StopSignals,
+) -> &'static str {
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
-        #[cfg(unix)]
-        let sigterm = async {
-            match term.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let sigterm = std::future::pending::<()>();
         tokio::select! {
-            _ = sigterm => return "SIGTERM",
-            _ = tokio::signal::ctrl_c() => return "SIGINT",
+            why = signals.next() => return why,
             _ = stop.0.notified() => return "stop requested",
             _ = tick.tick() => {
                 if worker.is_finished() {

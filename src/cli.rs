@@ -823,7 +823,6 @@ fn run_live(a: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    tracing::info!(config = %cfg.summary(), "starting");
     let opts = app::RunOptions {
         stats_file: a.stats_file,
         ..Default::default()
