@@ -2,7 +2,7 @@
 //! become messages and sysexits-style exit codes.
 
 use std::io::{self, BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -131,7 +131,8 @@ struct ReplayArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     summary_json: Option<PathBuf>,
-    /// Write the observation report (topics, latency, clients, events) as JSON to this file.
+    /// Write the observation report (topics, latency, clients, events) as JSON to this
+    /// file (`-`: standard output).
     #[arg(long)]
     report_json: Option<PathBuf>,
     /// Decode only: skip the observation core (statistics, latency, events).
@@ -308,6 +309,12 @@ fn validate_replay(a: &ReplayArgs) -> Result<(), Vec<String>> {
     if let Some(p) = a.ports.iter().find(|p| a.tls_ports.contains(p)) {
         errs.push(format!("port {p} is listed both as plain MQTT and as TLS"));
     }
+    if a.report_json.as_deref() == Some(Path::new("-")) && a.format == Format::Jsonl {
+        errs.push(
+            "--report-json - and --format jsonl would share standard output; write the report to a file"
+                .to_string(),
+        );
+    }
     if a.max_packet_size == 0 || a.max_packet_size > 268_435_455 {
         errs.push(
             "--max-packet-size must be between 1 and 268435455 (the MQTT maximum)".to_string(),
@@ -441,9 +448,16 @@ fn run_replay(a: ReplayArgs) -> anyhow::Result<ExitCode> {
             if let (Some(eng), Some(m)) = (&anomaly, v.as_object_mut()) {
                 m.insert("anomalies".into(), serde_json::to_value(eng.snapshot())?);
             }
-            let text = serde_json::to_string_pretty(&v)?;
-            std::fs::write(path, text + "\n")
-                .with_context(|| format!("writing {}", path.display()))?;
+            let text = serde_json::to_string_pretty(&v)? + "\n";
+            if path == Path::new("-") {
+                let mut out = io::stdout().lock();
+                out.write_all(text.as_bytes())
+                    .and_then(|()| out.flush())
+                    .context("writing the report to standard output")?;
+            } else {
+                std::fs::write(path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
         }
     }
     if a.metrics_out.is_some() || a.listen.is_some() {

@@ -163,6 +163,48 @@ fn usage_errors_exit_64() {
     assert_eq!(mqscope(&["--help"]).status.code(), Some(0));
 }
 
+/// `--report-json -` prints the report on standard output (the "prints JSON"),
+/// the same report as written to a file; with `--format jsonl`, which owns standard
+/// output, it is a usage error.
+#[test]
+fn report_json_dash_prints_the_report() {
+    let cap = demo("arkime-mqtt311-session.pcap");
+    let file = tmp("dash-report.json");
+    let out = mqscope(&[
+        "replay",
+        "--format",
+        "none",
+        "--report-json",
+        "-",
+        cap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let printed: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let out = mqscope(&[
+        "replay",
+        "--format",
+        "none",
+        "--report-json",
+        file.to_str().unwrap(),
+        cap.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let written: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(printed["topics"], written["topics"]);
+    assert_eq!(printed["latency"], written["latency"]);
+    assert!(printed["topics"].as_array().is_some_and(|t| !t.is_empty()));
+    let out = mqscope(&[
+        "replay",
+        "--format",
+        "jsonl",
+        "--report-json",
+        "-",
+        cap.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(out.stdout.is_empty());
+}
+
 fn shared(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/captures")
