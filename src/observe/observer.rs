@@ -146,7 +146,7 @@ impl RecordSink for Observer {
         // whether the message takes part in fan-out matching: only then is it hashed
         // (payloads run to 64 KB; most topics of a telemetry fleet have no subscriber
         // on this broker, their data leaves through rules and bridges).
-        let (routed, group, exact, fanout) = match (&rec.packet, rec.topic) {
+        let (group, exact, fanout) = match (&rec.packet, rec.topic) {
             (Ok(Packet::Publish(p)), Some(t)) => {
                 let k = self.topics.key_prefetched(t.bytes());
                 let r = self
@@ -157,20 +157,20 @@ impl RecordSink for Observer {
                     self.tracker.prefetch_fanout(h);
                     h
                 });
-                (true, Some(r.g), r.exact, h)
+                (Some(r.g), r.exact, h)
             }
-            _ => (false, None, false, None),
+            _ => (None, false, None),
         };
         let mut out = TrackerOutput {
             samples: std::mem::take(&mut self.samples),
             events: &mut self.events,
             topics: Some(&self.topics),
         };
-        if routed {
-            self.tracker
-                .on_record_routed(rec, group, exact, fanout, &mut out);
-        } else {
-            self.tracker.on_record(rec, group, &mut out);
+        match group {
+            Some(g) => self
+                .tracker
+                .on_record_routed(rec, g, exact, fanout, &mut out),
+            None => self.tracker.on_record(rec, None, &mut out),
         }
         self.samples = out.samples;
         if let (Ok(Packet::Publish(p)), Some(g)) = (&rec.packet, group) {

@@ -48,8 +48,6 @@ pub struct RingStore<const L: usize> {
     /// Bucket number (`ts_ns / width_ns`) of the newest bucket; the ring holds buckets
     /// `head - len + 1 ..= head`, bucket `b` at position `slot_of(b)`.
     head: u64,
-    /// Position of bucket `head`.
-    head_slot: usize,
     /// Buckets in the ring (0: a store without a ring).
     len: u32,
     /// `origin % len`, `origin` being the first bucket written: bucket `b` is at
@@ -154,7 +152,6 @@ impl<const L: usize> RingStore<L> {
         let store = RingStore {
             width_ns,
             head: 0,
-            head_slot: 0,
             len: u32::try_from(len).unwrap_or(u32::MAX),
             origin_mod: 0,
             slots: Vec::new(),
@@ -176,7 +173,6 @@ impl<const L: usize> RingStore<L> {
         let store = RingStore {
             width_ns: 1,
             head: 0,
-            head_slot: 0,
             len: 0,
             origin_mod: 0,
             slots: Vec::new(),
@@ -199,18 +195,15 @@ impl<const L: usize> RingStore<L> {
         (((b % len) + len - u64::from(self.origin_mod)) % len) as usize
     }
 
-    /// Before the first write: makes bucket `b` (about to be written) the origin, so
-    /// that it takes position 0. Every position is still zero, so this moves nothing.
-    fn origin_at(&mut self, b: u64) {
+    /// Bucket `b`'s counters for writing. The first bucket written becomes the origin
+    /// (position 0; every position is still zero then, so this moves nothing), and the
+    /// positions up to `b`'s are allocated (at least doubling what is, never beyond
+    /// the ring).
+    fn bucket_mut(&mut self, b: u64) -> Option<&mut [u32; L]> {
         if self.first_b == u64::MAX {
             self.origin_mod = (b % self.len()) as u32;
-            self.head_slot = self.slot_of(self.head);
         }
-    }
-
-    /// Position `i` for writing, allocating the positions up to it (at least doubling
-    /// what is allocated, never beyond the ring).
-    fn slot_mut(&mut self, i: usize) -> Option<&mut [u32; L]> {
+        let i = self.slot_of(b);
         let have = self.slots.len();
         if i >= have {
             let want = (i + 1).max(have * 2).max(MIN_ALLOC).min(self.len as usize);
@@ -258,9 +251,7 @@ impl<const L: usize> RingStore<L> {
             self.too_old += 1;
             return advanced;
         }
-        self.origin_at(b);
-        let slot = self.slot_of(b);
-        if let Some(c) = self.slot_mut(slot).and_then(|s| s.get_mut(lane)) {
+        if let Some(c) = self.bucket_mut(b).and_then(|s| s.get_mut(lane)) {
             *c = c.saturating_add(sat32(n));
             self.first_b = self.first_b.min(b);
         }
@@ -282,8 +273,7 @@ impl<const L: usize> RingStore<L> {
             *o = sat32(std::mem::take(base).saturating_add(c));
         }
         if bucket != [0; L] || self.first_b != u64::MAX {
-            self.origin_at(self.head);
-            if let Some(s) = self.slot_mut(self.head_slot) {
+            if let Some(s) = self.bucket_mut(self.head) {
                 *s = bucket;
             }
             self.first_b = self.first_b.min(self.head);
@@ -298,7 +288,7 @@ impl<const L: usize> RingStore<L> {
         } else if gap >= len {
             self.slots.fill([0; L]);
         } else {
-            let mut slot = self.head_slot;
+            let mut slot = self.slot_of(self.head);
             for _ in 0..gap {
                 slot = if slot + 1 == len { 0 } else { slot + 1 };
                 if let Some(s) = self.slots.get_mut(slot) {
@@ -307,7 +297,6 @@ impl<const L: usize> RingStore<L> {
             }
         }
         self.head = b;
-        self.head_slot = self.slot_of(b);
         h.start_ns = b.saturating_mul(self.width_ns);
         h.end_ns = h.start_ns.saturating_add(self.width_ns);
     }

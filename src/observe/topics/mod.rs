@@ -349,26 +349,21 @@ impl Topics {
                 fanout,
             };
         }
-        if let Some(g) = self.cached_route(k, now_ns) {
-            return PublishRoute {
-                g,
-                exact: false,
-                fanout: true,
-            };
-        }
-        let g = self.admit(topic, k, now_ns);
-        if self.group_kind(g) == GroupKind::Exact {
-            // A new topic: its flags start here (an outbound copy marks it).
-            let fanout = self
-                .exact
-                .get_for_fanout(k.h1, k.h2, outbound)
-                .is_some_and(|(_, f)| f);
-            return PublishRoute {
-                g,
-                exact: true,
-                fanout,
-            };
-        }
+        let g = match self.cached_route(k, now_ns) {
+            Some(g) => g,
+            None => {
+                let g = self.admit(topic, k, now_ns);
+                // Admitted as an exact topic: in the index now, its flags start here.
+                if let Some((g, fanout)) = self.exact.get_for_fanout(k.h1, k.h2, outbound) {
+                    return PublishRoute {
+                        g,
+                        exact: true,
+                        fanout,
+                    };
+                }
+                g
+            }
+        };
         PublishRoute {
             g,
             exact: false,

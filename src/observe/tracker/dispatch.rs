@@ -43,11 +43,19 @@ fn filter_hash(f: &[u8]) -> u64 {
 pub(super) struct PublishCtx {
     /// The group is the exact topic (its name is the topic).
     pub exact: bool,
-    /// `message_hash(topic, payload)`, when already computed.
-    pub msg_hash: Option<u64>,
-    /// The message takes no part in fan-out matching (`PublishRoute::fanout`): counted
-    /// only, not hashed.
-    pub untracked: bool,
+    pub fanout: FanoutPart,
+}
+
+/// How a PUBLISH takes part in fan-out matching.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) enum FanoutPart {
+    /// Matched; its hash is computed here (the caller did not route it).
+    #[default]
+    Hash,
+    /// Matched, with this `message_hash(topic, payload)` already computed.
+    Hashed(u64),
+    /// Not matched (`PublishRoute::fanout`): counted only, not hashed.
+    Untracked,
 }
 
 pub(super) fn on_record(
@@ -222,10 +230,15 @@ fn publish(
         t.lat.start(key(rec, stage, rec.dir, pid), pe, p.dup);
     }
     // Fan-out needs the real topic; an unresolved alias gives none.
-    if rec.topic.is_some() && pc.untracked {
-        t.fan.untracked(rec.dir == Direction::S2C, p.dup, p.retain);
-    } else if let Some(tp) = rec.topic {
-        let h = pc.msg_hash.unwrap_or_else(|| message_hash(tp.0, p.payload));
+    if let Some(tp) = rec.topic {
+        let h = match pc.fanout {
+            FanoutPart::Untracked => {
+                t.fan.untracked(rec.dir == Direction::S2C, p.dup, p.retain);
+                return;
+            }
+            FanoutPart::Hashed(h) => h,
+            FanoutPart::Hash => message_hash(tp.0, p.payload),
+        };
         match rec.dir {
             Direction::C2S => t.fan.inbound(h, rec.ts_ns, group, p.dup),
             Direction::S2C => {

@@ -153,17 +153,19 @@ impl Tracker {
     pub fn on_record_routed(
         &mut self,
         rec: &MqttRecord<'_>,
-        group: Option<GroupId>,
+        group: GroupId,
         exact: bool,
         fanout: Option<u64>,
         out: &mut TrackerOutput<'_>,
     ) {
         let p = dispatch::PublishCtx {
             exact,
-            msg_hash: fanout,
-            untracked: fanout.is_none(),
+            fanout: match fanout {
+                Some(h) => dispatch::FanoutPart::Hashed(h),
+                None => dispatch::FanoutPart::Untracked,
+            },
         };
-        dispatch::on_record(self, rec, group, p, out)
+        dispatch::on_record(self, rec, Some(group), p, out)
     }
 
     /// Starts fetching the fan-out table's index line for message hash `h`.
