@@ -156,6 +156,11 @@ impl RecordSink for Pipeline {
         self.pass_events();
     }
 
+    #[inline]
+    fn publish_ahead(&mut self, topic: &[u8]) {
+        self.observer.publish_ahead(topic);
+    }
+
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
         self.advance_buckets(ts_ns);
         self.observer.flow_closed(flow, ts_ns, why);

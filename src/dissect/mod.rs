@@ -39,6 +39,13 @@ use stream::DirStream;
 pub trait RecordSink {
     fn record(&mut self, rec: &MqttRecord<'_>);
 
+    /// A PUBLISH on `topic` is decoded and is the next thing `record` gets (after it is
+    /// validated): a chance to start memory fetches that `record` will wait on. The
+    /// observer hashes the topic and prefetches its index line here, so the fetch
+    /// overlaps the validation instead of stalling the record.
+    #[inline]
+    fn publish_ahead(&mut self, _topic: &[u8]) {}
+
     /// An MQTT connection's TCP flow ended (FIN, RST, idle, evicted, end of input).
     /// `ts_ns` is the time of the frame that ended it, or of the expiry check.
     fn flow_closed(&mut self, _flow: &FlowMeta, _ts_ns: u64, _why: CloseReason) {}

@@ -447,6 +447,11 @@ fn emit<S: RecordSink>(
     out.stats.count_packet(h.type_nibble(), dir, bytes.len());
     let body = &bytes[h.header_len as usize..];
     let packet = session.decode(dir, &h, body);
+    if let Ok(Packet::Publish(p)) = &packet
+        && !p.topic.0.is_empty()
+    {
+        out.sink.publish_ahead(p.topic.0);
+    }
     let level = session.effective_level();
     let level_known = session.level().is_some();
     let mut violation = None;

@@ -8,7 +8,7 @@ use crate::capture::CloseReason;
 use crate::dissect::{FlowMeta, MqttRecord, RecordSink};
 use crate::mqtt::Packet;
 
-use super::topics::{TopicCounters, TopicSnapshot, Topics, TopicsConfigError};
+use super::topics::{TopicCounters, TopicKey, TopicSnapshot, Topics, TopicsConfigError};
 use super::tracker::{LatencySample, Tracker, TrackerOutput, TrackerSnapshot, message_hash};
 use super::{EventQueue, ObserveConfig};
 
@@ -31,6 +31,12 @@ pub struct Observer {
     /// Latest time seen (records are in capture order, so this only moves forward
     /// except for the rare reordered capture).
     now_ns: u64,
+    /// The fingerprint of the topic `publish_ahead` announced, with the address (as a
+    /// number: only compared, never read) and
+    /// length of the bytes it was computed from. Valid for the next record only (taken
+    /// by every `record`, so a stale one never meets a later topic that happens to sit
+    /// at the same address in a reused buffer).
+    ahead: Option<(usize, usize, TopicKey)>,
 }
 
 /// Everything the observer knows, as owned data for reports and exporters.
@@ -54,6 +60,7 @@ impl Observer {
             last_tick_ns: 0,
             sample_log: None,
             now_ns: 0,
+            ahead: None,
         })
     }
 
@@ -146,9 +153,18 @@ impl RecordSink for Observer {
         // whether the message takes part in fan-out matching: only then is it hashed
         // (payloads run to 64 KB; most topics of a telemetry fleet have no subscriber
         // on this broker, their data leaves through rules and bridges).
+        let ahead = self.ahead.take();
         let (group, exact, fanout) = match (&rec.packet, rec.topic) {
             (Ok(Packet::Publish(p)), Some(t)) => {
-                let k = self.topics.key_prefetched(t.bytes());
+                // The same bytes `publish_ahead` hashed (not an alias's topic), or hash now.
+                let k = match ahead {
+                    Some((at, len, k))
+                        if at == t.bytes().as_ptr() as usize && len == t.bytes().len() =>
+                    {
+                        k
+                    }
+                    _ => self.topics.key_prefetched(t.bytes()),
+                };
                 let r = self
                     .topics
                     .group_for_publish(t.bytes(), k, rec.dir, rec.ts_ns);
@@ -189,6 +205,12 @@ impl RecordSink for Observer {
         if !self.samples.is_empty() {
             self.flush_samples();
         }
+    }
+
+    #[inline]
+    fn publish_ahead(&mut self, topic: &[u8]) {
+        let k = self.topics.key_prefetched(topic);
+        self.ahead = Some((topic.as_ptr() as usize, topic.len(), k));
     }
 
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {

@@ -93,6 +93,11 @@ impl<S: RecordSink + HasObserver> RecordSink for AnomalySink<S> {
         self.inner.record(rec);
     }
 
+    #[inline]
+    fn publish_ahead(&mut self, topic: &[u8]) {
+        self.inner.publish_ahead(topic);
+    }
+
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
         self.advance(ts_ns);
         self.inner.flow_closed(flow, ts_ns, why);

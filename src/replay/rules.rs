@@ -59,6 +59,11 @@ impl<W: Write> RecordSink for RulesSink<W> {
         self.pass_events();
     }
 
+    #[inline]
+    fn publish_ahead(&mut self, topic: &[u8]) {
+        self.inner.publish_ahead(topic);
+    }
+
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
         self.inner.flow_closed(flow, ts_ns, why);
         self.pass_events();

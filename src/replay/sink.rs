@@ -24,6 +24,13 @@ impl<W: Write> RecordSink for ReplaySink<W> {
         }
     }
 
+    #[inline]
+    fn publish_ahead(&mut self, topic: &[u8]) {
+        if let Some(o) = &mut self.observer {
+            o.publish_ahead(topic);
+        }
+    }
+
     fn flow_closed(&mut self, flow: &FlowMeta, ts_ns: u64, why: CloseReason) {
         if let Some(o) = &mut self.observer {
             o.flow_closed(flow, ts_ns, why);

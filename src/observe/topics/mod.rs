@@ -35,7 +35,7 @@
 //! buffer and a second lookup.
 //!
 //! Topic identity. Exact topics are keyed by a fingerprint: two 64-bit hashes with
-//! independent random seeds (foldhash `fast` and `quality`), not by their bytes, so a
+//! independent random keys (`fingerprint`, one pass over the bytes), not by their bytes, so a
 //! lookup compares integers held in the index instead of chasing a pointer to the
 //! stored name. The exact index keeps 93 of its bits (all of the first hash but its
 //! lowest bit, 30 bits of the second); two topics would share a group only if those
@@ -54,12 +54,12 @@ mod chunks;
 mod distinct;
 mod exact;
 mod filter;
+mod fingerprint;
 mod queue;
 mod snapshot;
 mod stats;
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
 
 use crate::mqtt::Direction;
 use crate::observe::{Exchange, GroupId, GroupKind, ObserveConfig};
@@ -219,8 +219,7 @@ pub struct Topics {
     laps: [Lap; 2],
     /// Routed-topic cache (allocated at the first routed topic).
     routes: Vec<Route>,
-    seed1: foldhash::fast::RandomState,
-    seed2: foldhash::quality::RandomState,
+    fp: fingerprint::Fingerprinter,
     scratch: Vec<u8>,
     /// Group updates not yet applied (see `queue`).
     queue: Vec<Queued>,
@@ -278,8 +277,7 @@ impl Topics {
             other: None,
             laps: [Lap::default(); 2],
             routes: Vec::new(),
-            seed1: Default::default(),
-            seed2: Default::default(),
+            fp: fingerprint::Fingerprinter::new(),
             scratch: Vec::with_capacity(MAX_NAME_LEN),
             queue: Vec::with_capacity(QUEUE_CAP),
             c: TopicCounters::default(),
@@ -288,10 +286,8 @@ impl Topics {
 
     #[inline]
     fn key_of(&self, topic: &[u8]) -> TopicKey {
-        TopicKey {
-            h1: self.seed1.hash_one(topic),
-            h2: self.seed2.hash_one(topic),
-        }
+        let (h1, h2) = self.fp.hashes(topic);
+        TopicKey { h1, h2 }
     }
 
     /// The group of a PUBLISH topic (alias-resolved) at time `now_ns`, interning it.
@@ -321,6 +317,10 @@ impl Topics {
     pub(crate) fn key_prefetched(&self, topic: &[u8]) -> TopicKey {
         let k = self.key_of(topic);
         self.exact.prefetch(k.h1);
+        // A topic beyond the exact cap is answered by the route cache instead.
+        if let Some(r) = self.route_index(k).and_then(|i| self.routes.get(i)) {
+            prefetch((r as *const Route).cast());
+        }
         k
     }
 
@@ -794,6 +794,11 @@ impl Topics {
     /// `queue`).
     #[inline]
     pub(crate) fn record_latency(&mut self, g: GroupId, ex: Exchange, seconds: f64) {
+        // Samples a group does not keep (QoS 2 legs) are dropped here, not queued: a
+        // queued update costs its prefetches and a pass of `apply_queued` whatever it is.
+        if stats::latency_slot(ex).is_none() {
+            return;
+        }
         self.queue(Queued {
             g,
             u: Update::Latency(ex, seconds),

@@ -27,7 +27,10 @@ const LATENCY_EXCHANGES: [Exchange; 3] = [
 
 /// Position of `ex` in `LATENCY_EXCHANGES` (a match: this runs per latency sample).
 #[inline]
-fn latency_slot(ex: Exchange) -> Option<usize> {
+/// The sketch of `ex` in a group's latency, for the exchanges a group keeps: the
+/// whole deliveries. The legs of a QoS 2 flow and the non-PUBLISH exchanges are kept
+/// per exchange only.
+pub(super) fn latency_slot(ex: Exchange) -> Option<usize> {
     match ex {
         Exchange::PublishQos1 => Some(0),
         Exchange::PublishQos2 => Some(1),
