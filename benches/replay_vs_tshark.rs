@@ -104,12 +104,12 @@ fn main() -> ExitCode {
         &bin,
         &[
             Config {
-                extra: &["--no-observe", "--no-rules"],
+                extra: DECODE_ONLY,
                 out_json: &out_json,
                 label: "decode-only",
             },
             Config {
-                extra: &["--no-rules", "--no-anomalies"],
+                extra: OBSERVATION,
                 out_json: &observe_json,
                 label: "with observation",
             },
@@ -303,12 +303,12 @@ fn plant_observation(bin: &Path, dir: &Path, secs: u64, runs: u32) -> bool {
         bin,
         &[
             Config {
-                extra: &["--no-observe", "--no-rules"],
+                extra: DECODE_ONLY,
                 out_json: &json,
                 label: "plant decode-only",
             },
             Config {
-                extra: &["--no-rules", "--no-anomalies"],
+                extra: OBSERVATION,
                 out_json: &observe_json,
                 label: "plant with observation",
             },
@@ -335,6 +335,12 @@ fn plant_observation(bin: &Path, dir: &Path, secs: u64, runs: u32) -> bool {
     }
     decode_ok && observe_ok
 }
+
+/// Replay arguments of the decode-only baseline: no observation and no security rules
+/// (the rules are detection, not decoding).
+const DECODE_ONLY: &[&str] = &["--no-observe", "--no-rules"];
+/// Replay arguments of the observation core alone (rules and anomaly engine off).
+const OBSERVATION: &[&str] = &["--no-rules", "--no-anomalies"];
 
 /// One timed configuration of `mqscope replay --format none`: its extra arguments, where
 /// its summary goes, and its name in the log.

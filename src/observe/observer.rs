@@ -31,11 +31,10 @@ pub struct Observer {
     /// Latest time seen (records are in capture order, so this only moves forward
     /// except for the rare reordered capture).
     now_ns: u64,
-    /// The fingerprint of the topic `publish_ahead` announced, with the address (as a
-    /// number: only compared, never read) and
-    /// length of the bytes it was computed from. Valid for the next record only (taken
-    /// by every `record`, so a stale one never meets a later topic that happens to sit
-    /// at the same address in a reused buffer).
+    /// The fingerprint of the topic `publish_ahead` announced, with the address (a
+    /// number, only compared, never read) and length of the bytes it came from. Valid
+    /// for the next record only: every `record` takes it, so a stale one never meets a
+    /// later topic that happens to sit at the same address in a reused buffer.
     ahead: Option<(usize, usize, TopicKey)>,
 }
 
